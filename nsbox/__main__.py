@@ -1,0 +1,3 @@
+from nsbox.cli.main import entry
+
+entry()

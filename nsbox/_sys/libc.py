@@ -1,0 +1,49 @@
+"""The process's libc, loaded once, and the error convention of every wrapper."""
+
+from __future__ import annotations
+
+import ctypes
+import os
+
+from nsbox._sys import trace
+
+libc = ctypes.CDLL("libc.so.6", use_errno=True)
+
+# Calls glibc has no wrapper for go through syscall(2); their numbers differ
+# by architecture (asm/unistd.h).  pidfd_* share the unified numbering.
+_SYSCALL_NUMBERS = {
+    "x86_64": {"pivot_root": 155},
+    "aarch64": {"pivot_root": 41},
+}
+SYS_PIDFD_SEND_SIGNAL = 424
+SYS_PIDFD_OPEN = 434
+
+
+def syscall_number(name: str) -> int:
+    try:
+        return _SYSCALL_NUMBERS[os.uname().machine][name]
+    except KeyError:
+        raise OSError(38, f"{name}: no syscall number known for {os.uname().machine}") from None
+
+
+def check(ret: int, call: str, path: str | None, describe: str | None = None) -> int:
+    """Turn a libc ``-1``/errno return into ``OSError(errno, "call: why", path)``.
+
+    *call* is the operation's name for the error; *describe* is the full
+    ``name(args)`` text for the trace line (built by the caller only when
+    tracing is on).
+    """
+    if ret == -1:
+        err = ctypes.get_errno()
+        if trace.enabled:
+            trace.failure(describe or call, err)
+        raise OSError(err, f"{call}: {os.strerror(err)}", path)
+    if trace.enabled:
+        trace.result(describe or call, ret)
+    return ret
+
+
+def encode(path: str | bytes | None) -> bytes | None:
+    if path is None or isinstance(path, bytes):
+        return path
+    return os.fsencode(path)

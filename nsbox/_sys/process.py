@@ -1,0 +1,169 @@
+"""Process-level syscalls: identity of the host, prctl, capabilities, pidfds,
+and traced versions of the plain calls (fork, exec, chroot, chdir, writes to
+/proc files) so that ``--trace`` shows the whole story of a launch."""
+
+from __future__ import annotations
+
+import ctypes
+import os
+
+from nsbox._sys import trace
+from nsbox._sys.consts import LINUX_CAPABILITY_VERSION_3, PRCTL_OPTION_NAMES
+from nsbox._sys.libc import SYS_PIDFD_SEND_SIGNAL, check, encode, libc
+
+libc.sethostname.argtypes = [ctypes.c_char_p, ctypes.c_size_t]
+libc.setdomainname.argtypes = [ctypes.c_char_p, ctypes.c_size_t]
+libc.prctl.argtypes = [ctypes.c_int, ctypes.c_ulong, ctypes.c_ulong, ctypes.c_ulong, ctypes.c_ulong]
+
+
+class _CapHeader(ctypes.Structure):
+    _fields_ = [("version", ctypes.c_uint32), ("pid", ctypes.c_int)]
+
+
+class _CapData(ctypes.Structure):
+    _fields_ = [("effective", ctypes.c_uint32), ("permitted", ctypes.c_uint32), ("inheritable", ctypes.c_uint32)]
+
+
+def sethostname(name: str) -> None:
+    raw = name.encode()
+    ret = libc.sethostname(raw, len(raw))
+    if ret == -1 or trace.enabled:
+        check(ret, "sethostname", None, f"sethostname({trace.quote(name)})")
+
+
+def setdomainname(name: str) -> None:
+    raw = name.encode()
+    ret = libc.setdomainname(raw, len(raw))
+    if ret == -1 or trace.enabled:
+        check(ret, "setdomainname", None, f"setdomainname({trace.quote(name)})")
+
+
+def prctl(option: int, arg2: int = 0, arg3: int = 0, arg4: int = 0, arg5: int = 0) -> int:
+    ret: int = libc.prctl(option, arg2, arg3, arg4, arg5)
+    if ret == -1 or trace.enabled:
+        name = PRCTL_OPTION_NAMES.get(option, str(option))
+        check(ret, f"prctl({name})", None, f"prctl({name}, {arg2}, {arg3}, {arg4}, {arg5})")
+    return ret
+
+
+def capget(pid: int = 0) -> tuple[int, int, int]:
+    """The (effective, permitted, inheritable) capability masks of *pid* (0: self)."""
+    header = _CapHeader(LINUX_CAPABILITY_VERSION_3, pid)
+    data = (_CapData * 2)()
+    ret = libc.capget(ctypes.byref(header), data)
+    if ret == -1 or trace.enabled:
+        check(ret, "capget", None, f"capget({pid})")
+    return (
+        data[0].effective | data[1].effective << 32,
+        data[0].permitted | data[1].permitted << 32,
+        data[0].inheritable | data[1].inheritable << 32,
+    )
+
+
+def capset(effective: int, permitted: int, inheritable: int) -> None:
+    """Set this thread's capability masks."""
+    header = _CapHeader(LINUX_CAPABILITY_VERSION_3, 0)
+    data = (_CapData * 2)()
+    for i, shift in ((0, 0), (1, 32)):
+        data[i].effective = (effective >> shift) & 0xFFFFFFFF
+        data[i].permitted = (permitted >> shift) & 0xFFFFFFFF
+        data[i].inheritable = (inheritable >> shift) & 0xFFFFFFFF
+    ret = libc.capset(ctypes.byref(header), data)
+    if ret == -1 or trace.enabled:
+        check(ret, "capset", None, f"capset(eff={effective:#x}, prm={permitted:#x}, inh={inheritable:#x})")
+
+
+def pidfd_open(pid: int, flags: int = 0) -> int:
+    """pidfd_open(2): a file descriptor that refers to process *pid*."""
+    try:
+        fd = os.pidfd_open(pid, flags)
+    except OSError as e:
+        if trace.enabled:
+            trace.failure(f"pidfd_open({pid}, {flags})", e.errno)
+        raise OSError(e.errno, f"pidfd_open: {os.strerror(e.errno)}", f"pid {pid}") from None
+    if trace.enabled:
+        trace.result(f"pidfd_open({pid}, {flags})", fd)
+    return fd
+
+
+def pidfd_send_signal(pidfd: int, sig: int, flags: int = 0) -> None:
+    """pidfd_send_signal(2): signal the process behind *pidfd*, race-free."""
+    ret = libc.syscall(SYS_PIDFD_SEND_SIGNAL, pidfd, sig, None, flags)
+    if ret == -1 or trace.enabled:
+        check(ret, "pidfd_send_signal", None, f"pidfd_send_signal({pidfd}, {sig}, NULL, {flags})")
+
+
+def fork() -> int:
+    pid = os.fork()
+    if trace.enabled and pid:
+        trace.result("fork()", pid)
+    return pid
+
+
+def execvpe(file: str, args: list[str], env: dict[str, str] | None = None) -> None:
+    """Exec *file* (searched on PATH like a shell would); only returns by raising."""
+    if trace.enabled:
+        trace.emit(f"execve({trace.quote(file)}, [{', '.join(trace.quote(a) for a in args)}])")
+    try:
+        if env is None:
+            os.execvp(file, args)
+        else:
+            os.execvpe(file, args, env)
+    except OSError as e:
+        if trace.enabled:
+            trace.failure(f"execve({trace.quote(file)})", e.errno)
+        raise OSError(e.errno, f"execve: {os.strerror(e.errno)}", file) from None
+
+
+def _plain(call: str, fn, arg, shown: str) -> None:  # type: ignore[no-untyped-def]
+    try:
+        fn(arg)
+    except OSError as e:
+        if trace.enabled:
+            trace.failure(f"{call}({shown})", e.errno)
+        raise OSError(e.errno, f"{call}: {os.strerror(e.errno)}", shown if isinstance(arg, str) else None) from None
+    if trace.enabled:
+        trace.result(f"{call}({shown})", 0)
+
+
+def chroot(path: str) -> None:
+    _plain("chroot", os.chroot, path, path)
+
+
+def chdir(path: str) -> None:
+    _plain("chdir", os.chdir, path, path)
+
+
+def fchdir(fd: int, path: str | None = None) -> None:
+    _plain("fchdir", os.fchdir, fd, path or str(fd))
+
+
+def write_file(path: str, data: str) -> None:
+    """Write *data* to an existing kernel file (uid_map, setgroups, timens_offsets)
+    in one write(2), as those files require."""
+    raw = data.encode()
+    try:
+        fd = os.open(path, os.O_WRONLY | os.O_CLOEXEC)
+        try:
+            n = os.write(fd, raw)
+        finally:
+            os.close(fd)
+    except OSError as e:
+        if trace.enabled:
+            trace.failure(f"write({trace.quote(path)}, {trace.quote(data)})", e.errno)
+        raise OSError(e.errno, f"write: {os.strerror(e.errno)}", path) from None
+    if trace.enabled:
+        trace.result(f"write({trace.quote(path)}, {trace.quote(data)})", n)
+
+
+def open_ns(path: str) -> int:
+    """Open a namespace file (``/proc/PID/ns/TYPE`` or a bind mount of one)."""
+    try:
+        fd = os.open(path, os.O_RDONLY | os.O_CLOEXEC)
+    except OSError as e:
+        if trace.enabled:
+            trace.failure(f"open({trace.quote(path)}, O_RDONLY|O_CLOEXEC)", e.errno)
+        raise OSError(e.errno, f"open: {os.strerror(e.errno)}", path) from None
+    if trace.enabled:
+        trace.result(f"open({trace.quote(path)}, O_RDONLY|O_CLOEXEC)", fd)
+    return fd

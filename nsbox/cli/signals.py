@@ -1,0 +1,23 @@
+"""Signal names as people type them: ``TERM``, ``SIGTERM``, ``sigterm`` or ``15``."""
+
+from __future__ import annotations
+
+import signal
+
+from nsbox.errors import UsageError
+
+
+def parse_signal(text: str) -> int:
+    value = text.strip()
+    if value.isdigit():
+        number = int(value)
+        if not 0 < number < signal.NSIG:
+            raise UsageError(f"signal {value} is out of range (1..{signal.NSIG - 1})")
+        return number
+    name = value.upper()
+    if not name.startswith("SIG"):
+        name = "SIG" + name
+    try:
+        return int(signal.Signals[name])
+    except KeyError:
+        raise UsageError(f"unknown signal {text!r}") from None

@@ -1,0 +1,1 @@
+"""The launch protocol: how a parent and the children it forks talk."""

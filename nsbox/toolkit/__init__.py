@@ -1,0 +1,1 @@
+"""The namespace toolkit behind ``nsbox ns``: unshare, enter, ls."""
