@@ -1,0 +1,98 @@
+"""Shared fixtures.  Kernel tests run nsbox in child processes only: the
+pytest process itself never changes namespace."""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+
+import pytest
+
+ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+NSBOX = [sys.executable, "-m", "nsbox"]
+
+
+def nsbox(*args: str, check: bool = False, timeout: float = 30, **kw) -> subprocess.CompletedProcess[str]:
+    """Run ``nsbox ARGS...`` and capture its output as text."""
+    kw.setdefault("stdout", subprocess.PIPE)
+    kw.setdefault("stderr", subprocess.PIPE)
+    kw.setdefault("stdin", subprocess.DEVNULL)
+    done = subprocess.run([*NSBOX, *args], text=True, timeout=timeout, check=False, **kw)
+    if check and done.returncode != 0:
+        raise AssertionError(f"nsbox {' '.join(args)} exited {done.returncode}:\n{done.stderr}")
+    return done
+
+
+def sh(script: str, check: bool = True, timeout: float = 30, **kw) -> subprocess.CompletedProcess[str]:
+    """Run a shell script (with ``nsbox`` on PATH as a function) and capture its output."""
+    prelude = f'nsbox() {{ {" ".join(NSBOX)} "$@"; }}\n'
+    done = subprocess.run(["sh", "-c", prelude + script], text=True, capture_output=True,
+                          timeout=timeout, stdin=subprocess.DEVNULL, **kw)
+    if check and done.returncode != 0:
+        raise AssertionError(f"script exited {done.returncode}:\n{script}\nstdout:\n{done.stdout}\n"
+                             f"stderr:\n{done.stderr}")
+    return done
+
+
+def ns_inode(pid: int | str, name: str) -> int:
+    return os.stat(f"/proc/{pid}/ns/{name}").st_ino
+
+
+requires_root = pytest.mark.skipif(os.geteuid() != 0, reason="kernel test: needs root")
+
+
+@pytest.fixture
+def background():
+    """Start long-running nsbox processes; all are killed and reaped at teardown."""
+    procs: list[subprocess.Popen[str]] = []
+
+    def start(*args: str, **kw) -> subprocess.Popen[str]:
+        kw.setdefault("stdout", subprocess.PIPE)
+        kw.setdefault("stderr", subprocess.PIPE)
+        kw.setdefault("stdin", subprocess.DEVNULL)
+        p = subprocess.Popen([*NSBOX, *args], text=True, start_new_session=True, **kw)
+        procs.append(p)
+        return p
+
+    yield start
+    for p in procs:
+        try:
+            os.killpg(p.pid, 9)
+        except ProcessLookupError:
+            pass
+        p.wait(timeout=10)
+        for stream in (p.stdout, p.stderr):
+            if stream:
+                stream.close()
+
+
+def children_of(pid: int) -> list[int]:
+    try:
+        with open(f"/proc/{pid}/task/{pid}/children") as f:
+            return [int(x) for x in f.read().split()]
+    except FileNotFoundError:
+        return []
+
+
+def wait_for_line(proc: subprocess.Popen[str], expected: str = "ready", timeout: float = 10) -> str:
+    """Read *proc*'s stdout until a line equal to *expected* (fails after *timeout*)."""
+    import selectors
+
+    assert proc.stdout is not None
+    sel = selectors.DefaultSelector()
+    sel.register(proc.stdout, selectors.EVENT_READ)
+    import time
+
+    deadline = time.monotonic() + timeout
+    seen = []
+    while time.monotonic() < deadline:
+        if sel.select(timeout=max(0.0, deadline - time.monotonic())):
+            line = proc.stdout.readline()
+            if not line:
+                break
+            seen.append(line)
+            if line.strip() == expected:
+                return line
+    stderr = proc.stderr.read() if proc.stderr and proc.poll() is not None else ""
+    raise AssertionError(f"no {expected!r} line from {proc.args}; got {seen!r}; stderr {stderr!r}")
