@@ -96,3 +96,35 @@ def wait_for_line(proc: subprocess.Popen[str], expected: str = "ready", timeout:
                 return line
     stderr = proc.stderr.read() if proc.stderr and proc.poll() is not None else ""
     raise AssertionError(f"no {expected!r} line from {proc.args}; got {seen!r}; stderr {stderr!r}")
+
+
+#: Modules nsbox needs on its unshare/enter paths; imported while still root,
+#: because an unprivileged uid cannot read this machine's interpreter tree.
+_PRELOAD = ("nsbox.cli.main nsbox.cli.ns nsbox.cli.ns_unshare nsbox.cli.ns_enter nsbox.cli.signals "
+            "nsbox.toolkit.unshare nsbox.toolkit.enter nsbox.toolkit.launch nsbox.userns "
+            "nsbox.namespaces nsbox.process.errpipe nsbox._sys.trace subprocess pwd grp traceback ctypes "
+            "encodings.idna")
+
+UNPRIVILEGED_UID = 12345
+
+
+def nsbox_as(uid: int, *args: str, timeout: float = 30) -> subprocess.CompletedProcess[str]:
+    """Run ``nsbox ARGS`` as *uid* (gid the same, no groups, no capabilities).
+
+    The interpreter starts as root, imports what nsbox needs, then drops to
+    *uid* for good before nsbox runs: from then on it is an ordinary
+    unprivileged process, which is what the test needs.
+    """
+    code = (
+        "import os, sys\n"
+        f"for m in {_PRELOAD!r}.split(): __import__(m)\n"
+        "os.chdir('/')\n"
+        f"os.setgroups([]); os.setresgid({uid}, {uid}, {uid}); os.setresuid({uid}, {uid}, {uid})\n"
+        # Changing uids made us non-dumpable, which makes /proc/self/* root's;
+        # a process exec'd by that user normally would be dumpable.
+        "import ctypes; ctypes.CDLL(None).prctl(4, 1, 0, 0, 0)\n"
+        "from nsbox.cli.main import main\n"
+        "sys.stdout.flush(); code = main(sys.argv[1:]); sys.stdout.flush(); os._exit(code)\n"
+    )
+    return subprocess.run([sys.executable, "-c", code, *args], text=True, capture_output=True,
+                          timeout=timeout, stdin=subprocess.DEVNULL, cwd="/")

@@ -121,17 +121,17 @@ def _plain(call: str, fn, arg, shown: str) -> None:  # type: ignore[no-untyped-d
     except OSError as e:
         if trace.enabled:
             trace.failure(f"{call}({shown})", e.errno)
-        raise OSError(e.errno, f"{call}: {os.strerror(e.errno)}", shown if isinstance(arg, str) else None) from None
+        raise OSError(e.errno, f"{call}: {os.strerror(e.errno)}", arg if isinstance(arg, str) else None) from None
     if trace.enabled:
         trace.result(f"{call}({shown})", 0)
 
 
 def chroot(path: str) -> None:
-    _plain("chroot", os.chroot, path, path)
+    _plain("chroot", os.chroot, path, trace.quote(path))
 
 
 def chdir(path: str) -> None:
-    _plain("chdir", os.chdir, path, path)
+    _plain("chdir", os.chdir, path, trace.quote(path))
 
 
 def fchdir(fd: int, path: str | None = None) -> None:

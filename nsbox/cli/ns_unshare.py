@@ -138,15 +138,15 @@ def _maps(o: dict[str, object]) -> tuple[list[IdMap], list[IdMap]]:
     if o["map_auto"]:
         users.append("auto")
         groups.append("auto")
-    for specs, maps, path, option in ((users, uid_maps, "/etc/subuid", "--map-users"),
-                                      (groups, gid_maps, "/etc/subgid", "--map-groups")):
+    for specs, maps, path, option, kind in ((users, uid_maps, "/etc/subuid", "--map-users", "uid"),
+                                            (groups, gid_maps, "/etc/subgid", "--map-groups", "gid")):
         for text in specs:
             try:
                 maps.append(_auto_range(path, euid) if text == "auto" else parse_id_map(text))
             except ValueError as e:
                 raise UsageError(f"{option}: {e}") from None
         try:
-            validate_id_maps(maps, f"{option[6:-1]} map")
+            validate_id_maps(maps, f"{kind} map")
         except ValueError as e:
             raise UsageError(f"{option}: {e}") from None
     return uid_maps, gid_maps

@@ -43,6 +43,7 @@ from nsbox._sys.consts import (
     MS_REC,
     MS_SHARED,
     MS_SLAVE,
+    PR_SET_KEEPCAPS,
     flag_names,
 )
 from nsbox.errors import NamespaceError
@@ -152,6 +153,8 @@ def run(spec: UnshareSpec) -> int:
 
 
 def _unshare(flags: int) -> None:
+    if not flags:
+        return  # nothing to unshare (e.g. only --root): util-linux skips the call too
     try:
         _ns.unshare(flags)
     except OSError as e:
@@ -222,6 +225,10 @@ def _become(spec: UnshareSpec) -> None:
         _proc.chdir(spec.wd)
     if spec.mount_proc:
         mount_proc(spec.mount_proc)
+    if spec.keep_caps:
+        # Through the uid change as well: without this, setuid to a non-zero
+        # uid empties the permitted set before we can make it ambient.
+        _proc.prctl(PR_SET_KEEPCAPS, 1)
     launch.set_credentials(spec.setuid, spec.setgid, spec.setgroups != "deny" and not spec.gid_maps)
     if spec.keep_caps:
         launch.keep_capabilities()
