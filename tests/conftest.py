@@ -128,3 +128,33 @@ def nsbox_as(uid: int, *args: str, timeout: float = 30) -> subprocess.CompletedP
     )
     return subprocess.run([sys.executable, "-c", code, *args], text=True, capture_output=True,
                           timeout=timeout, stdin=subprocess.DEVNULL, cwd="/")
+
+
+def in_child(fn, *args):
+    """Run ``fn(*args)`` in a forked child and return its result (or raise its
+    exception here).  For tests that must change namespaces: the child does,
+    the pytest process never does."""
+    import pickle
+
+    r, w = os.pipe()
+    pid = os.fork()
+    if pid == 0:
+        os.close(r)
+        try:
+            payload = pickle.dumps((True, fn(*args)))
+        except BaseException as e:  # noqa: BLE001 - sent to the parent
+            try:
+                payload = pickle.dumps((False, e))
+            except Exception:  # an unpicklable exception
+                payload = pickle.dumps((False, RuntimeError(repr(e))))
+        with os.fdopen(w, "wb") as f:
+            f.write(payload)
+        os._exit(0)
+    os.close(w)
+    with os.fdopen(r, "rb") as f:
+        data = f.read()
+    os.waitpid(pid, 0)
+    ok, value = pickle.loads(data)
+    if not ok:
+        raise value
+    return value
