@@ -73,7 +73,8 @@ def test_unshare_and_relations_in_a_child():
         _, status = os.waitpid(grandchild, 0)
         return (
             after[NamespaceType.USER] != before[NamespaceType.USER],
-            after[NamespaceType.USER].parent() == before[NamespaceType.USER],
+            # from inside, the parent user namespace is out of scope (EPERM): None
+            after[NamespaceType.USER].parent() is None,
             after[NamespaceType.UTS].owner() == after[NamespaceType.USER],
             status == 0,
             after[NamespaceType.PID] == before[NamespaceType.PID],  # PID ns: only for children
@@ -83,6 +84,31 @@ def test_unshare_and_relations_in_a_child():
     host = socket.gethostname()
     assert in_child(child) == (True, True, True, True, True, "nsbox-api")
     assert socket.gethostname() == host
+
+
+@requires_root
+def test_parent_and_owner_seen_from_outside():
+    r, w = os.pipe()
+    holder = os.fork()
+    if holder == 0:
+        os.close(r)
+        unshare(NamespaceType.USER, NamespaceType.UTS)
+        os.write(w, b"x")
+        time.sleep(30)
+        os._exit(0)
+    os.close(w)
+    try:
+        assert os.read(r, 1) == b"x"
+        theirs = namespaces_of(holder)
+        ours = namespaces_of("self")
+        assert theirs[NamespaceType.USER].parent() == ours[NamespaceType.USER]
+        assert theirs[NamespaceType.UTS].owner() == theirs[NamespaceType.USER]
+        assert theirs[NamespaceType.NET].owner() == ours[NamespaceType.USER]
+        assert theirs[NamespaceType.USER].owner_uid() == os.geteuid()
+    finally:
+        os.kill(holder, signal.SIGKILL)
+        os.waitpid(holder, 0)
+        os.close(r)
 
 
 @requires_root
