@@ -13,7 +13,10 @@ uidmap package, which check /etc/subuid and /etc/subgid.
 from __future__ import annotations
 
 import os
-from collections.abc import Sequence
+
+TYPE_CHECKING = False  # typing's costs milliseconds at import
+if TYPE_CHECKING:
+    from collections.abc import Sequence
 
 from nsbox._sys import process as _proc
 from nsbox.errors import NamespaceError

@@ -367,8 +367,9 @@ def test_exit_status_is_the_commands(args, status):
     assert nsbox("ns", "unshare", "-u", *args).returncode == status
 
 
-def test_kill_child_when_nsbox_dies(background):
-    p = background("ns", "unshare", "--kill-child", "--", "sh", "-c", "echo ready; exec sleep 60")
+@pytest.mark.parametrize("extra", [[], ["--pid"]])
+def test_kill_child_when_nsbox_dies(background, extra):
+    p = background("ns", "unshare", "--kill-child", *extra, "--", "sh", "-c", "echo ready; exec sleep 60")
     wait_for_line(p)
     [child] = children_of(p.pid)
     os.kill(p.pid, 9)

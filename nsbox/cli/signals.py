@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-import signal
+from nsbox._sys.signals import NSIG, NUMBERS
 
 from nsbox.errors import UsageError
 
@@ -11,13 +11,13 @@ def parse_signal(text: str) -> int:
     value = text.strip()
     if value.isdigit():
         number = int(value)
-        if not 0 < number < signal.NSIG:
-            raise UsageError(f"signal {value} is out of range (1..{signal.NSIG - 1})")
+        if not 0 < number < NSIG:
+            raise UsageError(f"signal {value} is out of range (1..{NSIG - 1})")
         return number
     name = value.upper()
     if not name.startswith("SIG"):
         name = "SIG" + name
     try:
-        return int(signal.Signals[name])
+        return NUMBERS[name]
     except KeyError:
         raise UsageError(f"unknown signal {text!r}") from None

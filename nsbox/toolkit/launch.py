@@ -4,7 +4,6 @@ outside, fork-and-wait with signal forwarding, credentials, and exec."""
 from __future__ import annotations
 
 import os
-import signal
 
 
 TYPE_CHECKING = False
@@ -13,6 +12,7 @@ if TYPE_CHECKING:
 
 from nsbox._sys import mount as _mount
 from nsbox._sys import process as _proc
+from nsbox._sys import signals as signal
 from nsbox._sys.consts import (
     CLONE_NEWPID,
     CLONE_NEWTIME,
@@ -142,14 +142,13 @@ def fork_and_wait(become: Callable[[], None], kill_child: int | None = None) -> 
     A failure in the child before exec is raised here, in the parent.
     """
     err_r, err_w = errpipe.open_pipe()
-    parent = os.getpid()
     pid = _proc.fork()
     if pid == 0:
         try:
             os.close(err_r)
             if kill_child is not None:
                 _proc.prctl(PR_SET_PDEATHSIG, kill_child)
-                if os.getppid() != parent:  # the parent died before prctl took hold
+                if _reader_gone(err_w):  # the parent died before prctl took hold
                     os._exit(1)
             become()
         except BaseException as exc:  # noqa: BLE001 - sent to the parent
@@ -172,6 +171,16 @@ def fork_and_wait(become: Callable[[], None], kill_child: int | None = None) -> 
     if error is not None:
         raise error
     return exit_status(status)
+
+
+def _reader_gone(fd: int) -> bool:
+    """Whether the other end of the pipe *fd* writes to is closed.  How a child
+    in a new PID namespace learns its parent died: there getppid() is 0 either way."""
+    import select
+
+    poller = select.poll()
+    poller.register(fd, select.POLLOUT)
+    return any(events & select.POLLERR for _, events in poller.poll(0))
 
 
 def _forward(pid: int, signum: int) -> None:
