@@ -167,3 +167,14 @@ def open_ns(path: str) -> int:
     if trace.enabled:
         trace.result(f"open({trace.quote(path)}, O_RDONLY|O_CLOEXEC)", fd)
     return fd
+
+
+libc.personality.argtypes = [ctypes.c_ulong]
+
+
+def personality(persona: int) -> int:
+    """personality(2): the execution domain (PER_LINUX 0, PER_LINUX32 8)."""
+    ret: int = libc.personality(persona)
+    if ret == -1 or trace.enabled:
+        check(ret, "personality", None, f"personality({persona:#x})")
+    return ret

@@ -21,7 +21,7 @@ PARSER = Parser(
 )
 
 
-def run(argv: list[str]) -> int:
+def run(argv: list[str], ctx: object = None) -> int:
     o, rest = PARSER.parse(argv)
     if rest:
         raise UsageError(f"unexpected argument {rest[0]!r} (the demo takes only --only)")

@@ -9,7 +9,7 @@ from __future__ import annotations
 import os
 import sys
 
-from nsbox.cli.options import NONE, HelpRequested, Opt, Parser
+from nsbox.cli.options import NONE, REQUIRED, HelpRequested, Opt, Parser
 from nsbox.errors import ExecError, NsboxError, UsageError
 
 VERSION = "0.1.0"
@@ -18,6 +18,17 @@ VERSION = "0.1.0"
 VERBS: dict[str, tuple[str, str]] = {
     "ns": ("nsbox.cli.ns", "namespace toolkit: unshare, enter, ls"),
     "demo": ("nsbox.cli.demo", "show each kind of isolation side by side with the host"),
+    "create": ("nsbox.cli.create", "create a container from a bundle; its process waits for start"),
+    "start": ("nsbox.cli.start", "start the process of a created container"),
+    "run": ("nsbox.cli.run", "create and start a container"),
+    "state": ("nsbox.cli.state", "print the OCI state of a container"),
+    "kill": ("nsbox.cli.kill", "send a signal to a container's init (or all its processes)"),
+    "delete": ("nsbox.cli.delete", "delete a stopped container and what it used"),
+    "list": ("nsbox.cli.list", "list the containers"),
+    "ls": ("nsbox.cli.list", "list the containers"),
+    "ps": ("nsbox.cli.ps", "show a container's processes"),
+    "spec": ("nsbox.cli.spec", "write a default config.json"),
+    "features": ("nsbox.cli.features", "print what this runtime supports (OCI features document)"),
 }
 
 GLOBAL = Parser(
@@ -26,19 +37,48 @@ GLOBAL = Parser(
     [
         Opt("--trace", "print every kernel call to stderr as it happens", NONE),
         Opt("--debug", "show a traceback on errors", NONE),
+        Opt("--root", "the containers' state directory (default /run/nsbox)", REQUIRED, metavar="DIR"),
+        Opt("--log", "write errors to FILE too (clients read the last one)", REQUIRED, metavar="FILE"),
+        Opt("--log-format", "text or json (lines with level, msg, time, as runc writes them)", REQUIRED,
+            metavar="text|json"),
+        Opt("--systemd-cgroup", "manage cgroups through systemd (needs a running systemd)", NONE),
+        Opt("--rootless", "run without root privileges: auto, true or false", REQUIRED,
+            metavar="auto|true|false"),
+        Opt("--criu", "accepted for runc compatibility; checkpointing is not supported", REQUIRED,
+            metavar="PATH"),
         Opt("-v|--version", "print the version and exit", NONE),
     ],
     about="Verbs:\n" + "\n".join(f"  {v:<8} {d}" for v, (_, d) in VERBS.items()),
 )
 
 
+class Context:
+    """The global options, as every verb sees them."""
+
+    __slots__ = ("root", "log", "log_format", "debug", "systemd_cgroup", "rootless")
+
+    def __init__(self, opts: dict[str, object]) -> None:
+        self.root = str(opts["root"] or "/run/nsbox")
+        self.log = opts["log"]
+        self.log_format = opts["log_format"] or "text"
+        if self.log_format not in ("text", "json"):
+            raise UsageError(f"--log-format takes text or json, not {self.log_format!r}")
+        self.debug = bool(opts["debug"])
+        self.systemd_cgroup = bool(opts["systemd_cgroup"])
+        self.rootless = opts["rootless"] or "auto"
+        if self.rootless not in ("auto", "true", "false"):
+            raise UsageError(f"--rootless takes auto, true or false, not {self.rootless!r}")
+
+
 def main(argv: list[str] | None = None) -> int:
     args = sys.argv[1:] if argv is None else argv
     debug = False
     verb = ""
+    ctx: Context | None = None
     try:
         opts, rest = GLOBAL.parse(args)
         debug = bool(opts["debug"])
+        ctx = Context(opts)
         if opts["version"]:
             print(f"nsbox version {VERSION}")
             return 0
@@ -54,7 +94,10 @@ def main(argv: list[str] | None = None) -> int:
         module = __import__(VERBS[verb][0], fromlist=["run"])
         if rest[1:2] and rest[1] in getattr(module, "SUBVERBS", ()):
             verb = f"{verb} {rest[1]}"  # errors name the subverb too: "nsbox: ns unshare: ..."
-        return int(module.run(rest[1:]))
+        if ctx.systemd_cgroup and not os.path.isdir("/run/systemd/system"):
+            raise UsageError("--systemd-cgroup: systemd is not running on this host (no /run/systemd/system); "
+                             "drop the flag to use the cgroupfs driver")
+        return int(module.run(rest[1:], ctx))
     except HelpRequested as h:
         sys.stdout.write(h.text)
         return 0
@@ -63,10 +106,10 @@ def main(argv: list[str] | None = None) -> int:
     except BaseException as e:  # noqa: BLE001 - the one place errors become a line
         if isinstance(e, SystemExit):
             raise
-        return report(e, verb, debug)
+        return report(e, verb, debug, ctx)
 
 
-def report(e: BaseException, verb: str, debug: bool) -> int:
+def report(e: BaseException, verb: str, debug: bool, ctx: Context | None = None) -> int:
     """Print ``nsbox: VERB: what failed: why`` and return the exit status."""
     if debug:
         import traceback
@@ -86,11 +129,31 @@ def report(e: BaseException, verb: str, debug: bool) -> int:
         sys.stderr.flush()
     except OSError:
         pass
+    if ctx is not None and ctx.log:
+        log_error(str(ctx.log), ctx.log_format, f"{verb}: {text}" if verb else text)
     if isinstance(e, ExecError):
         return e.exit_code
     if isinstance(e, UsageError):
         return 2
     return 1
+
+
+def log_error(path: str, fmt: str, msg: str) -> None:
+    """Append the error to --log as runc does; a client shows the last msg."""
+    import time
+
+    stamp = time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime())
+    if fmt == "json":
+        import json
+
+        line = json.dumps({"level": "error", "msg": msg, "time": stamp})
+    else:
+        line = f'time="{stamp}" level=error msg="{msg}"'
+    try:
+        with open(path, "a") as f:
+            f.write(line + "\n")
+    except OSError:
+        pass
 
 
 def entry() -> None:

@@ -15,10 +15,10 @@ HELP = "Usage: nsbox ns SUBVERB [options]\n\n" + "\n".join(
     f"  {name:<8} {about}" for name, (_, about) in SUBVERBS.items()) + "\n"
 
 
-def run(argv: list[str]) -> int:
+def run(argv: list[str], ctx: object = None) -> int:
     if not argv or argv[0] in ("-h", "--help"):
         raise HelpRequested(HELP)
     if argv[0] not in SUBVERBS:
         raise UsageError(f"unknown subverb {argv[0]!r} (unshare, enter or ls)")
     module = __import__(SUBVERBS[argv[0]][0], fromlist=["run"])
-    return int(module.run(argv[1:]))
+    return int(module.run(argv[1:], ctx))

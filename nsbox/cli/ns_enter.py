@@ -34,7 +34,7 @@ PARSER = Parser(
 )
 
 
-def run(argv: list[str]) -> int:
+def run(argv: list[str], ctx: object = None) -> int:
     o, cmd = PARSER.parse(argv)
     target = number(o["target"], "--target")
     namespaces = {}

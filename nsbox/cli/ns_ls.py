@@ -33,7 +33,7 @@ PARSER = Parser(
 HEADER = ("NS", "TYPE", "NPROCS", "PID", "USER", "COMMAND")
 
 
-def run(argv: list[str]) -> int:
+def run(argv: list[str], ctx: object = None) -> int:
     o, rest = PARSER.parse(argv)
     if rest:
         raise UsageError(f"unexpected argument {rest[0]!r}")

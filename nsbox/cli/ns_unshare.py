@@ -63,7 +63,7 @@ PARSER = Parser(
 )
 
 
-def run(argv: list[str]) -> int:
+def run(argv: list[str], ctx: object = None) -> int:
     return run_unshare(spec_from_args(argv))
 
 

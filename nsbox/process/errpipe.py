@@ -21,8 +21,8 @@ def open_pipe() -> tuple[int, int]:
     return os.pipe2(os.O_CLOEXEC)
 
 
-def report(fd: int, exc: BaseException) -> None:
-    """Child side: describe *exc* on *fd*.  Never raises."""
+def encode(exc: BaseException) -> bytes:
+    """One record describing *exc*, for the other side to rebuild with :func:`decode`."""
     if isinstance(exc, NsboxError):
         kind = type(exc).__name__
         err = getattr(exc, "errno", None) or 0
@@ -32,29 +32,10 @@ def report(fd: int, exc: BaseException) -> None:
                   "" if exc.filename is None else str(exc.filename))
     else:
         fields = ("Error", "0", f"{type(exc).__name__}: {exc}", "", "")
-    try:
-        os.write(fd, "\0".join(fields).encode(errors="backslashreplace"))
-    except OSError:
-        pass
+    return "\0".join(fields).encode(errors="backslashreplace")
 
 
-def read_all(fd: int) -> bytes:
-    chunks = []
-    while True:
-        try:
-            chunk = os.read(fd, 65536)
-        except InterruptedError:  # pragma: no cover - PEP 475 retries for us
-            continue
-        if not chunk:
-            return b"".join(chunks)
-        chunks.append(chunk)
-
-
-def receive(fd: int) -> BaseException | None:
-    """Parent side: read until EOF; None means the child exec'd (or exited) cleanly."""
-    data = read_all(fd)
-    if not data:
-        return None
+def decode(data: bytes) -> BaseException:
     kind, err, message, hint, filename = (data.decode(errors="replace").split("\0") + [""] * 5)[:5]
     errno = int(err) if err.isdigit() else 0
     if kind == "OSError":
@@ -64,3 +45,26 @@ def receive(fd: int) -> BaseException | None:
     if kind == "NamespaceError":
         return NamespaceError(message, hint or None, errno or None)
     return NsboxError(message, hint or None)
+
+
+def report(fd: int, exc: BaseException) -> None:
+    """Child side: describe *exc* on *fd*.  Never raises."""
+    try:
+        os.write(fd, encode(exc))
+    except OSError:
+        pass
+
+
+def read_all(fd: int) -> bytes:
+    chunks = []
+    while True:
+        chunk = os.read(fd, 65536)
+        if not chunk:
+            return b"".join(chunks)
+        chunks.append(chunk)
+
+
+def receive(fd: int) -> BaseException | None:
+    """Parent side: read until EOF; None means the child exec'd (or exited) cleanly."""
+    data = read_all(fd)
+    return decode(data) if data else None

@@ -1,0 +1,38 @@
+"""``nsbox create [--bundle DIR] [--pid-file F] [--console-socket S] [--no-pivot]
+[--no-new-keyring] [--preserve-fds N] ID``"""
+
+from __future__ import annotations
+
+from nsbox.cli.options import NONE, REQUIRED, Opt, Parser
+from nsbox.cli.runtime import count, one_id
+
+OPTIONS = [
+    Opt("-b|--bundle", "the bundle directory (default: the current one)", REQUIRED, metavar="DIR"),
+    Opt("--pid-file", "write init's pid to FILE", REQUIRED, metavar="FILE"),
+    Opt("--console-socket", "send the pty master of a terminal container to this unix socket", REQUIRED,
+        metavar="SOCK"),
+    Opt("--no-pivot", "chroot instead of pivot_root (for a rootfs on ramfs)", NONE),
+    Opt("--no-new-keyring", "keep the session keyring of the caller", NONE),
+    Opt("--preserve-fds", "pass N more fds (3, 4, ...) to the container", REQUIRED, metavar="N"),
+]
+
+PARSER = Parser("nsbox create", "[options] ID", OPTIONS, operands="mixed",
+                about="Create a container from a bundle; its process waits for `nsbox start ID`.")
+
+
+def launch_options(o: dict[str, object]):  # type: ignore[no-untyped-def]
+    from nsbox.process.create import LaunchOptions
+
+    return LaunchOptions(no_pivot=bool(o["no_pivot"]), no_new_keyring=bool(o["no_new_keyring"]),
+                         preserve_fds=count(o["preserve_fds"], "--preserve-fds"),
+                         console_socket=o["console_socket"])  # type: ignore[arg-type]
+
+
+def run(argv: list[str], ctx) -> int:  # type: ignore[no-untyped-def]
+    from nsbox.container import Container
+
+    o, operands = PARSER.parse(argv)
+    container_id = one_id("create", operands)
+    Container.create(ctx.root, container_id, str(o["bundle"] or "."), launch_options(o),
+                     pid_file=o["pid_file"])  # type: ignore[arg-type]
+    return 0

@@ -1,0 +1,26 @@
+"""``nsbox delete [--force] ID``"""
+
+from __future__ import annotations
+
+from nsbox.cli.options import NONE, Opt, Parser
+from nsbox.cli.runtime import one_id
+
+PARSER = Parser("nsbox delete", "[--force] ID", [
+    Opt("-f|--force", "kill the container first if it runs; succeed if it does not exist", NONE),
+], operands="mixed", about="Delete a stopped container: its state, and what it used.")
+
+
+def run(argv: list[str], ctx) -> int:  # type: ignore[no-untyped-def]
+    from nsbox.container import Container
+    from nsbox.state import ContainerNotFound
+
+    o, operands = PARSER.parse(argv)
+    container_id = one_id("delete", operands)
+    try:
+        container = Container.load(ctx.root, container_id)
+    except ContainerNotFound:
+        if o["force"]:
+            return 0  # containerd always follows delete with delete --force
+        raise
+    container.delete(force=bool(o["force"]))
+    return 0

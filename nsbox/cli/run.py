@@ -1,0 +1,70 @@
+"""``nsbox run [-d] [--bundle DIR] [--pid-file F] [--console-socket S] [--keep]
+[--no-pivot] [--no-new-keyring] [--preserve-fds N] ID``: create + start.
+
+In the foreground nsbox waits for the container and exits with its status.
+It can wait for init because it makes itself a child subreaper first: init
+is forked by a short-lived stage-1 process, and is reparented to us when
+stage 1 exits.
+"""
+
+from __future__ import annotations
+
+import os
+
+from nsbox.cli.create import OPTIONS, launch_options
+from nsbox.cli.options import NONE, Opt, Parser
+from nsbox.cli.runtime import one_id
+
+PARSER = Parser("nsbox run", "[options] ID", OPTIONS + [
+    Opt("-d|--detach", "return once the container runs (do not wait for it)", NONE),
+    Opt("--keep", "keep the stopped container (do not delete it when it exits)", NONE),
+], operands="mixed", about="Create and start a container; wait for it unless --detach.")
+
+
+def run(argv: list[str], ctx) -> int:  # type: ignore[no-untyped-def]
+    from nsbox._sys import process as _proc
+    from nsbox._sys.consts import PR_SET_CHILD_SUBREAPER
+    from nsbox.container import Container
+
+    o, operands = PARSER.parse(argv)
+    container_id = one_id("run", operands)
+    detach = bool(o["detach"])
+    if not detach:
+        _proc.prctl(PR_SET_CHILD_SUBREAPER, 1)
+    container = Container.create(ctx.root, container_id, str(o["bundle"] or "."), launch_options(o),
+                                 pid_file=o["pid_file"])  # type: ignore[arg-type]
+    try:
+        container.start()
+    except BaseException:
+        container.delete(force=True)
+        raise
+    if detach:
+        return 0
+    container.dir.unlock()  # others (kill, state) must reach it while we wait
+    status = wait_for(container.pid)
+    if not o["keep"]:
+        Container.load(ctx.root, container_id).delete(force=True)
+    return status
+
+
+def wait_for(pid: int) -> int:
+    """Wait for init, reaping any other orphan that reaches us meanwhile;
+    signals sent to nsbox are passed on to init."""
+    from nsbox._sys import signals
+    from nsbox.toolkit.launch import exit_status
+
+    def forward(signum: int, _frame: object) -> None:
+        try:
+            os.kill(pid, signum)
+        except ProcessLookupError:
+            pass
+
+    for s in (signals.SIGTERM, signals.SIGINT, signals.SIGHUP, signals.SIGQUIT, signals.SIGUSR1, signals.SIGUSR2):
+        signals.signal(s, forward)
+    while True:
+        try:
+            done, status = os.waitpid(-1, 0)
+        except ChildProcessError:
+            return 0
+        if done == pid:
+            return exit_status(status)

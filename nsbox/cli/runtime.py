@@ -1,0 +1,24 @@
+"""Helpers shared by the OCI runtime verbs: the one container id operand."""
+
+from __future__ import annotations
+
+from nsbox.errors import UsageError
+
+
+def one_id(verb: str, operands: list[str], extra: int = 0) -> str:
+    """The container id (and up to *extra* more operands): a clear error otherwise."""
+    if not operands:
+        raise UsageError(f"{verb} needs a container id")
+    if len(operands) > 1 + extra:
+        raise UsageError(f"unexpected arguments after the container id: {' '.join(operands[1 + extra:])}")
+    return operands[0]
+
+
+def count(value: object, option: str) -> int:
+    try:
+        n = int(str(value or 0))
+    except ValueError:
+        raise UsageError(f"{option} takes a number, not {value!r}") from None
+    if n < 0:
+        raise UsageError(f"{option} takes a number of 0 or more")
+    return n

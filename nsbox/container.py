@@ -1,0 +1,226 @@
+"""A container on disk and in the kernel: create, start, state, kill, delete.
+
+The status machine (OCI runtime spec, "Lifecycle")::
+
+    create --> created --start--> running --(init exits)--> stopped --delete--> (gone)
+                  |                  |                          ^
+                  +------kill--------+--------------------------+
+
+``created``: init is alive and parked on the exec fifo.  ``running``: init is
+alive and the fifo is gone (start consumed it).  ``stopped``: init is gone,
+or its pid now belongs to another process (we compare start times).
+"""
+
+from __future__ import annotations
+
+import os
+import time
+
+from nsbox.errors import NsboxError
+from nsbox.oci.state import CREATED, CREATING, RUNNING, STOPPED, oci_state, to_json
+from nsbox.state import ContainerNotFound, InvalidState, StateDir, is_alive, process_start_time, write_atomic
+
+TYPE_CHECKING = False
+if TYPE_CHECKING:
+    from nsbox.process.create import LaunchOptions
+
+
+class Container:
+    """One container, by id, under a state root (``--root``, default /run/nsbox)."""
+
+    def __init__(self, state_dir: StateDir, record: dict[str, object]) -> None:
+        self.dir = state_dir
+        self.record = record
+
+    @property
+    def id(self) -> str:
+        return self.dir.id
+
+    @property
+    def pid(self) -> int:
+        return int(self.record.get("pid") or 0)
+
+    @property
+    def bundle(self) -> str:
+        return str(self.record["bundle"])
+
+    @classmethod
+    def load(cls, root: str, container_id: str, lock: bool = True) -> Container:
+        d = StateDir.open(root, container_id, lock=lock)
+        return cls(d, d.read())
+
+    # -- create ------------------------------------------------------------
+
+    @classmethod
+    def create(cls, root: str, container_id: str, bundle: str, opts: LaunchOptions,
+               pid_file: str | None = None) -> Container:
+        """Parse the bundle, launch init and leave it parked; nothing is left
+        behind when any step fails."""
+        from nsbox.oci import spec as oci_spec
+        from nsbox.process.create import launch
+
+        bundle = os.path.abspath(bundle)
+        spec = oci_spec.load(bundle)  # before anything is made: a bad bundle leaves nothing
+        if spec.process is None:
+            raise oci_spec.SpecError("process", "is required to create a container")
+        d = StateDir.create(root, container_id)
+        try:
+            d.make_fifo()
+            annotations = spec.annotations
+
+            def hook_state(pid: int) -> bytes:
+                return to_json(oci_state(container_id, CREATING, pid, bundle, annotations))
+
+            pid = launch(spec, d.fifo, hook_state, opts)
+            record: dict[str, object] = {
+                **oci_state(container_id, CREATED, pid, bundle, annotations),
+                "start_time": process_start_time(pid),
+                "created": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
+                "owner": os.getuid(),
+            }
+            d.write(record)
+            if pid_file:
+                write_atomic(os.path.abspath(pid_file), str(pid).encode())
+        except BaseException:
+            d.remove()
+            raise
+        return cls(d, record)
+
+    # -- queries -----------------------------------------------------------
+
+    def alive(self) -> bool:
+        start = self.record.get("start_time")
+        return isinstance(start, int) and is_alive(self.pid, start)
+
+    def status(self) -> str:
+        if not self.alive():
+            return STOPPED
+        if os.path.exists(self.dir.fifo):
+            return CREATED
+        return RUNNING
+
+    def state(self) -> dict[str, object]:
+        status = self.status()
+        annotations = self.record.get("annotations")
+        return oci_state(self.id, status, self.pid, self.bundle,
+                         annotations if isinstance(annotations, dict) else {})
+
+    def spec(self):  # type: ignore[no-untyped-def]
+        from nsbox.oci import spec as oci_spec
+
+        return oci_spec.load(self.bundle)
+
+    # -- verbs -------------------------------------------------------------
+
+    def start(self) -> None:
+        status = self.status()
+        if status != CREATED:
+            raise InvalidState(f"cannot start a container that is {status}")
+        try:
+            fd = os.open(self.dir.fifo, os.O_WRONLY | os.O_NONBLOCK | os.O_CLOEXEC)
+        except OSError as e:  # ENXIO: no reader, init died after we looked
+            raise InvalidState(f"cannot start: the container's init is gone ({e.strerror})") from None
+        try:
+            os.write(fd, b"0")
+        finally:
+            os.close(fd)
+        os.unlink(self.dir.fifo)
+        spec = self.spec()
+        if spec.hooks["poststart"]:
+            from nsbox.process.hooks import run_hooks
+
+            # poststart failures are the caller's to log; the container runs on
+            run_hooks(spec.hooks["poststart"], "poststart", to_json(self.state()))
+
+    def signal(self, signum: int, all_processes: bool = False) -> None:
+        """Send *signum* to init (or every process of the container)."""
+        status = self.status()
+        if status == STOPPED:
+            raise InvalidState("container not running")
+        from nsbox._sys import process as _proc
+
+        pids = self.processes() if all_processes else [self.pid]
+        for pid in pids:
+            try:
+                pidfd = _proc.pidfd_open(pid)
+            except OSError:
+                continue  # exited meanwhile
+            try:
+                # the pidfd pins the process: if it is still the one we
+                # recorded now, the signal cannot hit a recycled pid
+                if pid == self.pid and not self.alive():
+                    continue
+                _proc.pidfd_send_signal(pidfd, signum)
+            except OSError as e:
+                if e.errno != 3:  # ESRCH: it exited meanwhile
+                    raise
+            finally:
+                os.close(pidfd)
+
+    def processes(self) -> list[int]:
+        """Host pids of the container's processes: those in init's PID namespace.
+
+        (With the cgroups work this becomes the container's cgroup.)
+        """
+        if not self.alive():
+            return []
+        try:
+            target = os.stat(f"/proc/{self.pid}/ns/pid")
+        except FileNotFoundError:
+            return []
+        host = os.stat("/proc/self/ns/pid")
+        if (target.st_dev, target.st_ino) == (host.st_dev, host.st_ino):
+            return [self.pid]  # shares the host's PID namespace: only init is surely ours
+        pids = []
+        for name in os.listdir("/proc"):
+            if not name.isdigit():
+                continue
+            try:
+                st = os.stat(f"/proc/{name}/ns/pid")
+            except OSError:
+                continue
+            if (st.st_dev, st.st_ino) == (target.st_dev, target.st_ino):
+                pids.append(int(name))
+        return sorted(pids)
+
+    def delete(self, force: bool = False) -> None:
+        status = self.status()
+        if status == RUNNING and not force:
+            raise InvalidState("cannot delete a running container (stop it, or use delete --force)")
+        if status != STOPPED:
+            # created (never started) or forced: the spec says delete kills it
+            self.signal(9, all_processes=True)
+            self._wait_stopped()
+        spec = None
+        try:
+            spec = self.spec()
+        except NsboxError:
+            pass  # the bundle may be gone already; delete must still clean up
+        self.dir.remove()
+        if spec is not None and spec.hooks["poststop"]:
+            from nsbox.process.hooks import HookError, run_hooks
+
+            try:
+                run_hooks(spec.hooks["poststop"], "poststop", to_json(oci_state(
+                    self.id, STOPPED, 0, self.bundle, spec.annotations)))
+            except HookError:
+                pass  # the spec: a failing poststop hook is logged, not fatal
+
+    def _wait_stopped(self, timeout: float = 10.0) -> None:
+        deadline = time.monotonic() + timeout
+        while self.alive():
+            if time.monotonic() > deadline:
+                raise NsboxError(f"container {self.id}: init {self.pid} did not die within {timeout:.0f} s")
+            time.sleep(0.005)
+
+
+def list_containers(root: str) -> list[Container]:
+    from nsbox.state import list_ids
+
+    found = []
+    for container_id in list_ids(root):
+        try:
+            found.append(Container.load(root, container_id, lock=False))
+        except (ContainerNotFound, NsboxError):
+            continue
+    return found

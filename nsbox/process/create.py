@@ -1,0 +1,208 @@
+"""The create handshake: the runtime, a stage-1 child, and the container's init.
+
+::
+
+    runtime (nsbox create)           stage 1 (fork of the runtime)     init (fork of stage 1)
+    ----------------------           -----------------------------     ----------------------
+    open exec.fifo O_RDWR
+    socketpair, fork ------------->  not dumpable
+                                     setns into linux.namespaces paths
+                                     (user first)
+                                     unshare(CLONE_NEWUSER)
+    (1) <--------------- "maps" ---
+    write uid_map/gid_map
+        ---------------- "maps-done" ->
+                                     unshare(the other new namespaces)
+                                     time offsets
+                                     fork -------------------------->  PID 1 of the new PID ns
+    (2) <--------------- "pid N" --                                    rootfs: mounts, devices
+    reap stage 1                     exit                              |
+    (3) <----------------------------------------------- "prestart" --+
+    prestart, createRuntime hooks                                      |
+        ---------------------------------------- "prestart-done S" -->  createContainer hooks
+                                                                       pivot_root, sysctl, masked
+                                                                       and readonly paths, hostname,
+                                                                       rlimits, cwd, user, caps,
+                                                                       no_new_privs, close fds
+    (4) <-------------------------------------------------- "ready" --
+    write pid file, state.json; exit                                  block reading exec.fifo
+
+    nsbox start: open exec.fifo O_WRONLY, write a byte ------------>   startContainer hooks; execve
+
+Why two forks: a new PID namespace applies to the children of the process
+that unshares it, and the runtime itself must stay outside every namespace.
+Why the fifo is opened O_RDWR here: such an open never blocks, and the fd
+is a reader init holds from the start, before it becomes an unprivileged
+user that could not reopen it; ``start`` then only needs to write.
+Any failure on the container's side comes back as an "error" message
+(nsbox.process.channel) and is raised in the runtime, which kills init and
+removes what it made.
+"""
+
+from __future__ import annotations
+
+import os
+
+from nsbox._sys import ns as _ns
+from nsbox._sys import process as _proc
+from nsbox._sys.consts import CLONE_NEWNS, CLONE_NEWUSER, NAMESPACE_TYPES, PR_SET_DUMPABLE
+from nsbox.errors import NsboxError
+from nsbox.oci.spec import SpecError
+from nsbox.process.channel import Channel
+
+TYPE_CHECKING = False
+if TYPE_CHECKING:
+    from collections.abc import Callable
+
+    from nsbox.oci.spec import Spec
+
+_FLAGS = dict(NAMESPACE_TYPES)
+
+
+class LaunchOptions:
+    """What the command line adds to the spec for one create."""
+
+    __slots__ = ("no_pivot", "no_new_keyring", "preserve_fds", "console_socket")
+
+    def __init__(self, no_pivot: bool = False, no_new_keyring: bool = False, preserve_fds: int = 0,
+                 console_socket: str | None = None) -> None:
+        self.no_pivot = no_pivot
+        self.no_new_keyring = no_new_keyring
+        self.preserve_fds = preserve_fds
+        self.console_socket = console_socket
+
+
+def namespace_plan(spec: Spec) -> tuple[list[tuple[int, str]], int]:
+    """(namespaces to join as (flag, path), flags of the ones to create)."""
+    join, new = [], 0
+    for ns in spec.linux.namespaces:
+        flag = _FLAGS[ns.proc_name]
+        if ns.path:
+            join.append((flag, ns.path))
+        else:
+            new |= flag
+    if not new & CLONE_NEWNS and not any(flag == CLONE_NEWNS for flag, _ in join):
+        raise SpecError("linux.namespaces", "a mount namespace is required (add {\"type\": \"mount\"})")
+    return join, new
+
+
+def launch(spec: Spec, fifo: str, state_for_hooks: Callable[[int], bytes],
+           opts: LaunchOptions) -> int:
+    """Run the handshake; returns init's pid (in our PID namespace) once init is parked.
+
+    *state_for_hooks(pid)* gives the state JSON the hooks read.  On failure,
+    init is killed before the error is raised.
+    """
+    join, new = namespace_plan(spec)
+    runtime, container = Channel.pair()
+    fifo_fd = os.open(fifo, os.O_RDWR | os.O_CLOEXEC)
+    stage1 = _proc.fork()
+    if stage1 == 0:
+        try:
+            runtime.close()
+            _stage1(spec, container, fifo_fd, join, new, opts)
+        except BaseException as exc:  # noqa: BLE001 - sent to the runtime
+            container.send_error(exc)
+        finally:
+            os._exit(1)
+    container.close()
+    os.close(fifo_fd)
+    init_pid = 0
+    stage1_reaped = False
+    try:
+        tag, payload = runtime.recv_tagged("maps", "pid")
+        if tag == "maps":
+            _write_maps(spec, stage1)
+            runtime.send("maps-done")
+            payload = runtime.recv("pid")
+        init_pid = int(payload)
+        os.waitpid(stage1, 0)
+        stage1_reaped = True
+        runtime.recv("prestart")
+        state = state_for_hooks(init_pid)
+        from nsbox.process.hooks import run_hooks
+
+        run_hooks(spec.hooks["prestart"], "prestart", state)
+        run_hooks(spec.hooks["createRuntime"], "createRuntime", state)
+        runtime.send("prestart-done", state)
+        runtime.recv("ready")
+        return init_pid
+    except BaseException:
+        if init_pid:
+            _kill(init_pid)
+        if not stage1_reaped:
+            _kill(stage1)
+            os.waitpid(stage1, 0)
+        raise
+    finally:
+        runtime.close()
+
+
+def _kill(pid: int) -> None:
+    try:
+        os.kill(pid, 9)
+    except ProcessLookupError:
+        pass
+
+
+def _write_maps(spec: Spec, pid: int) -> None:
+    from nsbox.userns import IdMap, write_id_maps
+
+    uid_maps = [IdMap(m.container_id, m.host_id, m.size) for m in spec.linux.uid_mappings]
+    gid_maps = [IdMap(m.container_id, m.host_id, m.size) for m in spec.linux.gid_mappings]
+    try:
+        write_id_maps(pid, uid_maps, gid_maps)
+    except OSError as e:
+        raise NsboxError(f"linux.uidMappings: writing {e.filename}: {e.strerror}",
+                         "the host ids must exist and not overlap") from None
+
+
+def _stage1(spec: Spec, chan: Channel, fifo_fd: int, join: list[tuple[int, str]], new: int,
+            opts: LaunchOptions) -> None:
+    # Not dumpable from here to execve: no process of the container may
+    # ptrace us or open /proc/<init>/exe, which is the host's interpreter
+    # (the CVE-2019-5736 class).  Inherited by init across fork.
+    _proc.prctl(PR_SET_DUMPABLE, 0)
+    if join:
+        from nsbox.namespaces import join as join_namespaces
+
+        try:
+            join_namespaces(join)
+        except OSError as e:
+            raise NsboxError(f"linux.namespaces: joining {e.filename}: {e.strerror}") from None
+    if new & CLONE_NEWUSER:
+        _ns.unshare(CLONE_NEWUSER)
+        chan.send("maps")
+        chan.recv("maps-done")
+        # become the namespace's root, so what follows has its full powers
+        os.setresgid(0, 0, 0)
+        os.setresuid(0, 0, 0)
+    rest = new & ~CLONE_NEWUSER
+    if rest:
+        _ns.unshare(rest)
+    if spec.linux.time_offsets:
+        _set_time_offsets(spec.linux.time_offsets)
+    in_userns = bool(new & CLONE_NEWUSER) or any(flag == CLONE_NEWUSER for flag, _ in join)
+    init = _proc.fork()
+    if init == 0:
+        from nsbox.process.init import container_init
+
+        try:
+            container_init(spec, chan, fifo_fd, opts, in_userns)
+        except BaseException as exc:  # noqa: BLE001 - sent to the runtime
+            chan.send_error(exc)
+        finally:
+            os._exit(1)
+    chan.send("pid", str(init).encode())
+
+
+def _set_time_offsets(offsets: object) -> None:
+    clocks = {"monotonic": 1, "boottime": 7}
+    if not isinstance(offsets, dict):
+        raise SpecError("linux.timeOffsets", "must be an object")
+    lines = ""
+    for name, value in offsets.items():
+        if name not in clocks or not isinstance(value, dict):
+            raise SpecError(f"linux.timeOffsets.{name}", "must be monotonic or boottime with secs/nanosecs")
+        lines += f"{clocks[name]} {int(value.get('secs', 0))} {int(value.get('nanosecs', 0))}\n"
+    _proc.write_file("/proc/self/timens_offsets", lines)

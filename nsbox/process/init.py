@@ -1,0 +1,204 @@
+"""The container's init: from a fresh set of namespaces to the user's process.
+
+Runs in the process that stage 1 forked (PID 1 of a new PID namespace), with
+the sync channel to the runtime; see nsbox.process.create for the whole
+handshake.  The order below is the lesson of every runtime's CVEs:
+
+    1. rootfs: propagation, mounts, devices   (host paths still visible)
+    2. "prestart" -> runtime runs prestart/createRuntime hooks
+    3. createContainer hooks, pivot_root       (nsbox.rootfs)
+    4. sysctl; then masked and read-only paths (so /proc/sys can still be written in 4)
+    5. hostname, domainname; rlimits; oom_score_adj; personality; umask
+    6. the program is looked up now, so a missing one fails `create`, as runc does
+    7. chdir to process.cwd (inside the new root: nothing stays outside)
+    8. bounding set, user and groups, the other capability sets, no_new_privs
+    9. close every fd but stdio, the preserved ones, the channel and the fifo
+   10. "ready"; block on the exec fifo; startContainer hooks; execve
+"""
+
+from __future__ import annotations
+
+import os
+
+from nsbox._sys import process as _proc
+from nsbox._sys.consts import PR_SET_NO_NEW_PRIVS
+from nsbox.errors import ExecError, NsboxError
+from nsbox.oci.spec import SpecError
+
+TYPE_CHECKING = False
+if TYPE_CHECKING:
+    from nsbox.oci.spec import Spec
+    from nsbox.process.channel import Channel
+    from nsbox.process.create import LaunchOptions
+
+
+def container_init(spec: Spec, chan: Channel, fifo_fd: int, opts: LaunchOptions, in_userns: bool) -> None:
+    from nsbox import rootfs
+    from nsbox.process.hooks import run_hooks
+
+    process = spec.process
+    if process is None:
+        raise SpecError("process", "is required to create a container")
+    hook_state: list[bytes] = []
+
+    def before_pivot() -> None:
+        chan.send("prestart")
+        hook_state.append(chan.recv("prestart-done"))
+        run_hooks(spec.hooks["createContainer"], "createContainer", hook_state[0])
+
+    rootfs.setup_rootfs(spec, in_user_namespace=in_userns, no_pivot=opts.no_pivot, before_pivot=before_pivot)
+    apply_sysctl(spec.linux.sysctl, spec)
+    rootfs.finish_rootfs(spec)
+    if spec.hostname is not None:
+        _proc.sethostname(spec.hostname)
+    if spec.domainname is not None:
+        _proc.setdomainname(spec.domainname)
+    apply_rlimits(process.rlimits)
+    if process.oom_score_adj is not None:
+        _proc.write_file("/proc/self/oom_score_adj", f"{process.oom_score_adj}\n")
+    if spec.linux.personality is not None:
+        _proc.personality({"LINUX": 0x0, "LINUX32": 0x8}[spec.linux.personality])
+    if process.user.umask is not None:
+        os.umask(process.user.umask)
+    env = dict(item.split("=", 1) for item in process.env)
+    program = find_program(process.args[0], env.get("PATH"))
+    try:
+        os.chdir(process.cwd)
+    except OSError as e:
+        raise NsboxError(f"process.cwd: chdir {process.cwd}: {e.strerror}") from None
+    switch_user(spec)
+    if process.no_new_privileges:
+        _proc.prctl(PR_SET_NO_NEW_PRIVS, 1)
+    keep = {0, 1, 2, chan.fileno(), fifo_fd, *range(3, 3 + opts.preserve_fds)}
+    from nsbox.process.channel import close_fds_except
+
+    close_fds_except(keep)
+    chan.send("ready")
+    chan.close()
+    _wait_for_start(fifo_fd)
+    run_hooks(spec.hooks["startContainer"], "startContainer", hook_state[0] if hook_state else b"{}")
+    exec_program(program, process.args, env)
+
+
+def _wait_for_start(fifo_fd: int) -> None:
+    """Block until ``nsbox start`` writes to the exec fifo."""
+    while True:
+        data = os.read(fifo_fd, 1)
+        if data:
+            break
+    os.close(fifo_fd)
+
+
+#: sysctl prefixes that belong to a namespace (and which one), as runc allows them
+_NAMESPACED_SYSCTLS = (
+    ("kernel.msgmax", "ipc"), ("kernel.msgmnb", "ipc"), ("kernel.msgmni", "ipc"), ("kernel.sem", "ipc"),
+    ("kernel.shmall", "ipc"), ("kernel.shmmax", "ipc"), ("kernel.shmmni", "ipc"),
+    ("kernel.shm_rmid_forced", "ipc"), ("fs.mqueue.", "ipc"), ("net.", "network"),
+    ("kernel.hostname", "uts"), ("kernel.domainname", "uts"),
+)
+
+
+def check_sysctl(key: str, spec: Spec) -> None:
+    for prefix, ns in _NAMESPACED_SYSCTLS:
+        if key == prefix or (prefix.endswith(".") and key.startswith(prefix)):
+            entry = spec.linux.namespace(ns)
+            if entry is None or entry.path is not None and ns != "network":
+                raise SpecError(f"linux.sysctl.{key}", f"needs a new {ns} namespace")
+            return
+    raise SpecError(f"linux.sysctl.{key}", "is not namespaced: setting it would change the host")
+
+
+def apply_sysctl(sysctl: dict[str, str], spec: Spec) -> None:
+    for key, value in sysctl.items():
+        check_sysctl(key, spec)
+        path = "/proc/sys/" + key.replace(".", "/")
+        try:
+            _proc.write_file(path, value)
+        except OSError as e:
+            raise NsboxError(f"linux.sysctl.{key}: {e.strerror}") from None
+
+
+def apply_rlimits(rlimits: list[object]) -> None:
+    import resource
+
+    for i, r in enumerate(rlimits):
+        number = getattr(resource, r.type, None)  # type: ignore[attr-defined]
+        if number is None:
+            raise SpecError(f"process.rlimits[{i}].type", f"unknown rlimit {r.type!r}")  # type: ignore[attr-defined]
+        soft, hard = r.soft, r.hard  # type: ignore[attr-defined]
+        try:
+            resource.setrlimit(number, (soft, hard))
+        except (OSError, ValueError) as e:
+            _, host_hard = resource.getrlimit(number)
+            why = str(e) if isinstance(e, ValueError) else os.strerror(e.errno or 0)
+            hint = ""
+            if hard > host_hard:
+                hint = (f": the hard limit here is {host_hard}, and raising it needs CAP_SYS_RESOURCE, "
+                        "which this runtime does not hold")
+            raise NsboxError(f"process.rlimits[{i}] ({r.type} soft {soft} hard {hard}): "  # type: ignore[attr-defined]
+                             f"cannot be set: {why}{hint}") from None
+
+
+def find_program(name: str, path: str | None) -> str:
+    """Resolve args[0] the way execvp would, with the container's PATH."""
+    if "/" in name:
+        candidates = [name]
+    else:
+        dirs = (path or "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin").split(":")
+        candidates = [os.path.join(d or ".", name) for d in dirs]
+    denied = None
+    for candidate in candidates:
+        try:
+            st = os.stat(candidate)
+        except OSError:
+            continue
+        if os.path.isdir(candidate) or not st.st_mode & 0o111:
+            denied = candidate
+            continue
+        return candidate
+    if denied:
+        raise ExecError(f"exec: {name!r}: permission denied", 13)
+    raise ExecError(f"exec: {name!r}: executable file not found in $PATH" if "/" not in name
+                    else f"exec: {name!r}: no such file or directory", 2)
+
+
+def switch_user(spec: Spec) -> None:
+    """Capabilities and the user, in the order capabilities(7) needs."""
+    from nsbox.security import capabilities as caps
+
+    process = spec.process
+    assert process is not None
+    user = process.user
+    sets = caps.CapabilitySets.from_spec(process.capabilities) if process.capabilities.present else None
+    top = caps.last_cap()
+    if sets is not None:
+        caps.drop_bounding(sets.bounding, top)
+    caps.keep_caps_across_setuid(True)
+    try:
+        os.setgroups(list(user.additional_gids))
+    except PermissionError:
+        if user.additional_gids:
+            raise NsboxError("process.user.additionalGids: setgroups is denied in this user namespace") from None
+    try:
+        os.setresgid(user.gid, user.gid, user.gid)
+        os.setresuid(user.uid, user.uid, user.uid)
+    except OSError as e:
+        raise NsboxError(f"process.user: cannot become uid {user.uid} gid {user.gid}: {e.strerror}",
+                         "the ids must be mapped in the container's user namespace") from None
+    caps.keep_caps_across_setuid(False)
+    if sets is not None:
+        caps.apply(sets)
+    else:
+        # No capabilities object: the process gets none, as runc does.
+        caps.apply(caps.CapabilitySets(0, 0, 0, 0, 0))
+
+
+def exec_program(program: str, args: list[str], env: dict[str, str]) -> None:
+    from nsbox._sys import signals
+
+    for s in (signals.SIGPIPE, signals.SIGXFSZ):
+        signals.signal(s, signals.SIG_DFL)
+    try:
+        os.execve(program, args, env)
+    except OSError as e:
+        raise ExecError(f"exec: {program!r}: {os.strerror(e.errno or 0)}", e.errno or 0) from None

@@ -1,0 +1,1 @@
+"""The container's security boundary: capabilities (and, with issue 5, seccomp)."""

@@ -1,0 +1,157 @@
+"""The state directory of a container: ``<root>/<id>/``.
+
+    state.json   the OCI state plus what nsbox needs later (atomic: tmp + rename)
+    exec.fifo    exists from create until start: init blocks opening it for writing
+    lock         flock'd by every verb that changes the container
+
+A container's init is alive when its pid exists *and* has the start time we
+recorded (field 22 of /proc/PID/stat), so a recycled pid is never mistaken
+for it.
+"""
+
+from __future__ import annotations
+
+import fcntl
+import os
+
+from nsbox.errors import NsboxError
+
+DEFAULT_ROOT = "/run/nsbox"
+STATE_FILE = "state.json"
+FIFO = "exec.fifo"
+
+
+class ContainerNotFound(NsboxError):
+    """No state directory for that id.  The message says "does not exist", which
+    containerd and podman look for."""
+
+    def __init__(self, container_id: str) -> None:
+        super().__init__(f"container {container_id} does not exist")
+        self.container_id = container_id
+
+
+class ContainerExists(NsboxError):
+    def __init__(self, container_id: str) -> None:
+        super().__init__(f"container {container_id} already exists")
+
+
+class InvalidState(NsboxError):
+    """A verb that the container's status does not allow (e.g. start of a running one)."""
+
+
+def check_id(container_id: str) -> None:
+    """Ids name directories: refuse anything that could escape the state root."""
+    if not container_id or container_id in (".", "..") or "/" in container_id or "\0" in container_id \
+            or len(container_id) > 1024:
+        raise NsboxError(f"invalid container id {container_id!r}")
+
+
+class StateDir:
+    """One container's state directory, locked for the life of this object's use."""
+
+    def __init__(self, root: str, container_id: str) -> None:
+        check_id(container_id)
+        self.root = root
+        self.id = container_id
+        self.path = os.path.join(root, container_id)
+        self._lock_fd = -1
+
+    @property
+    def fifo(self) -> str:
+        return os.path.join(self.path, FIFO)
+
+    @classmethod
+    def create(cls, root: str, container_id: str) -> StateDir:
+        d = cls(root, container_id)
+        os.makedirs(root, mode=0o711, exist_ok=True)
+        try:
+            os.mkdir(d.path, 0o711)
+        except FileExistsError:
+            raise ContainerExists(container_id) from None
+        d.lock()
+        return d
+
+    @classmethod
+    def open(cls, root: str, container_id: str, lock: bool = True) -> StateDir:
+        d = cls(root, container_id)
+        if not os.path.isfile(os.path.join(d.path, STATE_FILE)):
+            raise ContainerNotFound(container_id)
+        if lock:
+            d.lock()
+        return d
+
+    def lock(self) -> None:
+        fd = os.open(self.path, os.O_RDONLY | os.O_DIRECTORY | os.O_CLOEXEC)
+        fcntl.flock(fd, fcntl.LOCK_EX)
+        self._lock_fd = fd
+
+    def unlock(self) -> None:
+        if self._lock_fd >= 0:
+            os.close(self._lock_fd)
+            self._lock_fd = -1
+
+    def read(self) -> dict[str, object]:
+        import json
+
+        try:
+            with open(os.path.join(self.path, STATE_FILE), "rb") as f:
+                data = json.load(f)
+        except FileNotFoundError:
+            raise ContainerNotFound(self.id) from None
+        if not isinstance(data, dict):
+            raise NsboxError(f"{self.path}/{STATE_FILE}: corrupt state")
+        return data
+
+    def write(self, data: dict[str, object]) -> None:
+        import json
+
+        write_atomic(os.path.join(self.path, STATE_FILE), json.dumps(data).encode())
+
+    def make_fifo(self) -> None:
+        os.mkfifo(self.fifo, 0o622)
+
+    def remove(self) -> None:
+        """Delete the directory and everything in it (never following links out)."""
+        for name in os.listdir(self.path):
+            os.unlink(os.path.join(self.path, name))
+        os.rmdir(self.path)
+        self.unlock()
+
+
+def write_atomic(path: str, data: bytes, mode: int = 0o644) -> None:
+    """Write to a temporary file beside *path*, then rename over it: readers
+    see the old content or the new, never half of either."""
+    tmp = f"{path}.tmp{os.getpid()}"
+    fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC | os.O_CLOEXEC, mode)
+    try:
+        os.write(fd, data)
+    finally:
+        os.close(fd)
+    os.replace(tmp, path)
+
+
+def list_ids(root: str) -> list[str]:
+    try:
+        names = os.listdir(root)
+    except FileNotFoundError:
+        return []
+    return sorted(n for n in names if os.path.isfile(os.path.join(root, n, STATE_FILE)))
+
+
+def process_start_time(pid: int, proc: str = "/proc") -> int | None:
+    """Field 22 of /proc/PID/stat (clock ticks since boot), or None when the
+    pid is gone or a zombie."""
+    try:
+        with open(f"{proc}/{pid}/stat", "rb") as f:
+            raw = f.read()
+    except (FileNotFoundError, ProcessLookupError):
+        return None
+    # comm (field 2) may hold spaces and parentheses: split after the last ')'
+    fields = raw[raw.rindex(b")") + 2:].split()
+    if fields[0] in (b"Z", b"X"):
+        return None
+    return int(fields[19])
+
+
+def is_alive(pid: int, start_time: int, proc: str = "/proc") -> bool:
+    return pid > 0 and process_start_time(pid, proc) == start_time

@@ -1,0 +1,1 @@
+"""Test doubles and builders: bundles, fake /proc trees."""
