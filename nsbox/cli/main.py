@@ -26,6 +26,7 @@ VERBS: dict[str, tuple[str, str]] = {
     "delete": ("nsbox.cli.delete", "delete a stopped container and what it used"),
     "list": ("nsbox.cli.list", "list the containers"),
     "ls": ("nsbox.cli.list", "list the containers"),
+    "exec": ("nsbox.cli.exec", "run a new process in a running container"),
     "ps": ("nsbox.cli.ps", "show a container's processes"),
     "spec": ("nsbox.cli.spec", "write a default config.json"),
     "features": ("nsbox.cli.features", "print what this runtime supports (OCI features document)"),

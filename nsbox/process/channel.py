@@ -67,6 +67,16 @@ class Channel:
             raise NsboxError(f"protocol error: expected {' or '.join(expected)} from the {self.peer}, got {name}")
         return name, payload
 
+    def wait_closed(self) -> None:
+        """Return when the other side closes (it exec'd: the socket is
+        O_CLOEXEC); raise the error it sends instead."""
+        data = self.sock.recv(MAX_MESSAGE)
+        if data:
+            tag, _, payload = data.partition(b" ")
+            if tag == b"error":
+                raise errpipe.decode(payload)
+            raise NsboxError(f"protocol error: unexpected {tag.decode(errors='replace')} from the {self.peer}")
+
     def fileno(self) -> int:
         return self.sock.fileno()
 

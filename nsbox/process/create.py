@@ -52,6 +52,7 @@ from nsbox.process.channel import Channel
 
 TYPE_CHECKING = False
 if TYPE_CHECKING:
+    import socket
     from collections.abc import Callable
 
     from nsbox.oci.spec import Spec
@@ -94,19 +95,28 @@ def launch(spec: Spec, fifo: str, state_for_hooks: Callable[[int], bytes],
     init is killed before the error is raised.
     """
     join, new = namespace_plan(spec)
+    console = None
+    if spec.process is not None and spec.process.terminal:
+        if not opts.console_socket:
+            raise SpecError("process.terminal", "a terminal needs --console-socket to hand the pty to")
+        from nsbox.process.tty import connect_console_socket
+
+        console = connect_console_socket(opts.console_socket)
     runtime, container = Channel.pair()
     fifo_fd = os.open(fifo, os.O_RDWR | os.O_CLOEXEC)
     stage1 = _proc.fork()
     if stage1 == 0:
         try:
             runtime.close()
-            _stage1(spec, container, fifo_fd, join, new, opts)
+            _stage1(spec, container, fifo_fd, join, new, opts, console)
         except BaseException as exc:  # noqa: BLE001 - sent to the runtime
             container.send_error(exc)
         finally:
             os._exit(1)
     container.close()
     os.close(fifo_fd)
+    if console is not None:
+        console.close()  # init holds its own copy
     init_pid = 0
     stage1_reaped = False
     try:
@@ -158,7 +168,7 @@ def _write_maps(spec: Spec, pid: int) -> None:
 
 
 def _stage1(spec: Spec, chan: Channel, fifo_fd: int, join: list[tuple[int, str]], new: int,
-            opts: LaunchOptions) -> None:
+            opts: LaunchOptions, console: socket.socket | None) -> None:
     # Not dumpable from here to execve: no process of the container may
     # ptrace us or open /proc/<init>/exe, which is the host's interpreter
     # (the CVE-2019-5736 class).  Inherited by init across fork.
@@ -188,7 +198,7 @@ def _stage1(spec: Spec, chan: Channel, fifo_fd: int, join: list[tuple[int, str]]
         from nsbox.process.init import container_init
 
         try:
-            container_init(spec, chan, fifo_fd, opts, in_userns)
+            container_init(spec, chan, fifo_fd, opts, in_userns, console)
         except BaseException as exc:  # noqa: BLE001 - sent to the runtime
             chan.send_error(exc)
         finally:

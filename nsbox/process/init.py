@@ -8,7 +8,8 @@ handshake.  The order below is the lesson of every runtime's CVEs:
     2. "prestart" -> runtime runs prestart/createRuntime hooks
     3. createContainer hooks, pivot_root       (nsbox.rootfs)
     4. sysctl; then masked and read-only paths (so /proc/sys can still be written in 4)
-    5. hostname, domainname; rlimits; oom_score_adj; personality; umask
+    5. the terminal (from the container's devpts, so after pivot_root);
+       hostname, domainname; rlimits; oom_score_adj; personality; umask
     6. the program is looked up now, so a missing one fails `create`, as runc does
     7. chdir to process.cwd (inside the new root: nothing stays outside)
     8. bounding set, user and groups, the other capability sets, no_new_privs
@@ -27,12 +28,15 @@ from nsbox.oci.spec import SpecError
 
 TYPE_CHECKING = False
 if TYPE_CHECKING:
-    from nsbox.oci.spec import Spec
+    import socket
+
+    from nsbox.oci.spec import Process, Spec
     from nsbox.process.channel import Channel
     from nsbox.process.create import LaunchOptions
 
 
-def container_init(spec: Spec, chan: Channel, fifo_fd: int, opts: LaunchOptions, in_userns: bool) -> None:
+def container_init(spec: Spec, chan: Channel, fifo_fd: int, opts: LaunchOptions, in_userns: bool,
+                   console: socket.socket | None = None) -> None:
     from nsbox import rootfs
     from nsbox.process.hooks import run_hooks
 
@@ -49,6 +53,10 @@ def container_init(spec: Spec, chan: Channel, fifo_fd: int, opts: LaunchOptions,
     rootfs.setup_rootfs(spec, in_user_namespace=in_userns, no_pivot=opts.no_pivot, before_pivot=before_pivot)
     apply_sysctl(spec.linux.sysctl, spec)
     rootfs.finish_rootfs(spec)
+    if console is not None:
+        from nsbox.process.tty import make_terminal
+
+        make_terminal(console, process.console_size)
     if spec.hostname is not None:
         _proc.sethostname(spec.hostname)
     if spec.domainname is not None:
@@ -163,11 +171,14 @@ def find_program(name: str, path: str | None) -> str:
 
 
 def switch_user(spec: Spec) -> None:
+    assert spec.process is not None
+    switch_user_process(spec.process)
+
+
+def switch_user_process(process: Process) -> None:
     """Capabilities and the user, in the order capabilities(7) needs."""
     from nsbox.security import capabilities as caps
 
-    process = spec.process
-    assert process is not None
     user = process.user
     sets = caps.CapabilitySets.from_spec(process.capabilities) if process.capabilities.present else None
     top = caps.last_cap()

@@ -1,0 +1,134 @@
+"""``nsbox exec``: a new process in a running container.
+
+::
+
+    runtime (nsbox exec)          stage 1 (fork)                  the process (fork of stage 1)
+    --------------------          --------------                  -----------------------------
+    socketpair, fork --------->   not dumpable
+                                  join init's namespaces through
+                                  a pidfd (user first, atomically)
+                                  fork ------------------------->  in the container's PID ns
+          <------------ "pid N" - exit                             terminal; rlimits; cwd; user;
+    reap stage 1                                                   caps; no_new_privs; close fds
+          <------------------------------------------ "ready" ---  execve (the channel closes)
+          EOF: exec'd / "error": why not
+
+The runtime waits for the process itself when it is not detached: it is a
+child subreaper, so the process is reparented to it when stage 1 exits.
+"""
+
+from __future__ import annotations
+
+import os
+
+from nsbox._sys import process as _proc
+from nsbox._sys.consts import NAMESPACE_TYPES, PR_SET_DUMPABLE, PR_SET_NO_NEW_PRIVS
+from nsbox.process.channel import Channel
+
+TYPE_CHECKING = False
+if TYPE_CHECKING:
+    import socket
+
+    from nsbox.oci.spec import Process
+
+
+def exec_in(init_pid: int, process: Process, preserve_fds: int = 0, console_socket: str | None = None) -> int:
+    """Start *process* in the namespaces of *init_pid*; returns its pid once it has exec'd."""
+    console = None
+    if process.terminal:
+        from nsbox.oci.spec import SpecError
+        from nsbox.process.tty import connect_console_socket
+
+        if not console_socket:
+            raise SpecError("process.terminal", "a terminal needs --console-socket to hand the pty to")
+        console = connect_console_socket(console_socket)
+    files = _namespace_files(init_pid)
+    runtime, container = Channel.pair()
+    stage1 = _proc.fork()
+    if stage1 == 0:
+        try:
+            runtime.close()
+            _stage1(init_pid, files, process, container, preserve_fds, console)
+        except BaseException as exc:  # noqa: BLE001 - sent to the runtime
+            container.send_error(exc)
+        finally:
+            os._exit(1)
+    container.close()
+    if console is not None:
+        console.close()
+    pid = 0
+    try:
+        pid = int(runtime.recv("pid"))
+        os.waitpid(stage1, 0)
+        stage1 = 0
+        runtime.recv("ready")
+        runtime.wait_closed()  # EOF: it exec'd; or the error that stopped it
+        return pid
+    except BaseException:
+        for victim in (pid, stage1):
+            if victim:
+                try:
+                    os.kill(victim, 9)
+                except ProcessLookupError:
+                    pass
+        if stage1:
+            os.waitpid(stage1, 0)
+        raise
+    finally:
+        runtime.close()
+
+
+def _namespace_files(pid: int) -> list[tuple[int, str]]:
+    """init's namespaces that differ from ours (re-entering our own user
+    namespace is an error)."""
+    files = []
+    for name, flag in NAMESPACE_TYPES:
+        theirs = f"/proc/{pid}/ns/{name}"
+        try:
+            a, b = os.stat(theirs), os.stat(f"/proc/self/ns/{name}")
+        except FileNotFoundError:
+            continue
+        if (a.st_dev, a.st_ino) != (b.st_dev, b.st_ino):
+            files.append((flag, theirs))
+    return files
+
+
+def _stage1(init_pid: int, files: list[tuple[int, str]], process: Process, chan: Channel,
+            preserve_fds: int, console: socket.socket | None) -> None:
+    from nsbox.namespaces import join
+
+    _proc.prctl(PR_SET_DUMPABLE, 0)  # CVE-2019-5736: nothing inside may reach us until execve
+    join(files, init_pid)
+    child = _proc.fork()
+    if child == 0:
+        try:
+            _become(process, chan, preserve_fds, console)
+        except BaseException as exc:  # noqa: BLE001 - sent to the runtime
+            chan.send_error(exc)
+        finally:
+            os._exit(1)
+    chan.send("pid", str(child).encode())
+
+
+def _become(process: Process, chan: Channel, preserve_fds: int, console: socket.socket | None) -> None:
+    from nsbox.process.channel import close_fds_except
+    from nsbox.process.init import apply_rlimits, exec_program, find_program, switch_user_process
+
+    if console is not None:
+        from nsbox.process.tty import make_terminal
+
+        make_terminal(console, process.console_size)
+    else:
+        os.setsid()  # its own session, as runc gives it: signals for the caller's group do not reach it
+    apply_rlimits(process.rlimits)
+    if process.user.umask is not None:
+        os.umask(process.user.umask)
+    env = dict(item.split("=", 1) for item in process.env)
+    program = find_program(process.args[0], env.get("PATH"))
+    os.chdir(process.cwd)
+    switch_user_process(process)
+    if process.no_new_privileges:
+        _proc.prctl(PR_SET_NO_NEW_PRIVS, 1)
+    close_fds_except({0, 1, 2, chan.fileno(), *range(3, 3 + preserve_fds)})
+    chan.send("ready")
+    exec_program(program, process.args, env)

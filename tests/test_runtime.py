@@ -1,0 +1,418 @@
+"""The OCI runtime on the real kernel: every verb, and the spec observed from inside."""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import time
+
+import pytest
+
+from conftest import nsbox, requires_root
+
+from nsbox.testing.bundle import make_bundle, make_rootfs, read_config, write_config
+
+pytestmark = requires_root
+
+
+class Runtime:
+    """nsbox with its own --root under tmp_path; deletes every container at teardown."""
+
+    def __init__(self, tmp_path):
+        self.tmp = tmp_path
+        self.root = str(tmp_path / "state")
+        self.rootfs = make_rootfs(str(tmp_path / "rootfs"))
+        self.count = 0
+
+    def __call__(self, *args, **kw):
+        return nsbox("--root", self.root, *args, **kw)
+
+    def bundle(self, args, **overrides):
+        self.count += 1
+        path = str(self.tmp / f"bundle{self.count}")
+        return make_bundle(path, args=args, rootfs=self.rootfs, **overrides)
+
+    def run(self, args, **overrides):
+        """``nsbox run`` in the foreground: (status, stdout, stderr)."""
+        b = self.bundle(args, **overrides)
+        r = self("run", "--bundle", b, f"c{self.count}", timeout=60)
+        return r.returncode, r.stdout, r.stderr
+
+    def create(self, cid, args, **overrides):
+        b = self.bundle(args, **overrides)
+        out = open(self.tmp / f"{cid}.out", "w")
+        try:
+            r = self("create", "--bundle", b, "--pid-file", str(self.tmp / f"{cid}.pid"), cid,
+                     stdout=out, stderr=subprocess.PIPE)
+        finally:
+            out.close()
+        assert r.returncode == 0, r.stderr
+        return b
+
+    def output(self, cid):
+        with open(self.tmp / f"{cid}.out") as f:
+            return f.read()
+
+    def state(self, cid):
+        r = self("state", cid, check=True)
+        return json.loads(r.stdout)
+
+    def wait_status(self, cid, status, timeout=10):
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            if self.state(cid)["status"] == status:
+                return
+            time.sleep(0.02)
+        raise AssertionError(f"{cid} never became {status}: {self.state(cid)}")
+
+    def cleanup(self):
+        if os.path.isdir(self.root):
+            for cid in os.listdir(self.root):
+                self("delete", "--force", cid)
+            assert os.listdir(self.root) == [], "state left behind"
+
+
+@pytest.fixture
+def rt(tmp_path):
+    mounts_before = _mounts()
+    runtime = Runtime(tmp_path)
+    yield runtime
+    runtime.cleanup()
+    assert _mounts() == mounts_before, "mounts left behind on the host"
+
+
+def _mounts():
+    with open("/proc/self/mountinfo") as f:
+        return sorted(line.split()[4] for line in f)
+
+
+# --- the lifecycle ---------------------------------------------------------
+
+def test_create_start_state_delete(rt):
+    rt.create("life", ["sh", "-c", "echo started; sleep 0.3"])
+    state = rt.state("life")
+    assert state["status"] == "created" and state["id"] == "life"
+    pid = state["pid"]
+    assert int(open(rt.tmp / "life.pid").read()) == pid
+    assert os.path.exists(f"/proc/{pid}")
+    assert rt.output("life") == ""  # parked: the program has not run
+    rt("start", "life", check=True)
+    assert rt.state("life")["status"] in ("running", "stopped")
+    rt.wait_status("life", "stopped")
+    assert rt.output("life") == "started\n"
+    assert "pid" not in rt.state("life")
+    rt("delete", "life", check=True)
+    r = rt("state", "life")
+    assert r.returncode == 1 and "container life does not exist" in r.stderr
+
+
+def test_run_foreground_exit_status_and_output(rt):
+    status, out, _ = rt.run(["sh", "-c", "echo hello from $(hostname); exit 3"])
+    assert (status, out) == (3, "hello from nsbox\n")
+    assert os.listdir(rt.root) == []  # run deletes what it made
+
+
+def test_run_detach_then_kill(rt):
+    b = rt.bundle(["sleep", "60"])
+    rt("run", "-d", "--bundle", b, "bg", check=True, stdout=subprocess.DEVNULL)
+    assert rt.state("bg")["status"] == "running"
+    rt("kill", "bg", "KILL", check=True)
+    rt.wait_status("bg", "stopped")
+    rt("delete", "bg", check=True)
+
+
+def test_start_twice_and_delete_running_are_refused(rt):
+    rt.create("twice", ["sleep", "60"])
+    rt("start", "twice", check=True)
+    r = rt("start", "twice")
+    assert r.returncode == 1 and "cannot start a container that is running" in r.stderr
+    r = rt("delete", "twice")
+    assert r.returncode == 1 and "cannot delete a running container" in r.stderr
+    rt("delete", "--force", "twice", check=True)
+    assert rt("state", "twice").returncode == 1
+
+
+def test_delete_created_kills_its_init(rt):
+    rt.create("parked", ["true"])
+    pid = rt.state("parked")["pid"]
+    rt("delete", "parked", check=True)
+    assert not os.path.exists(f"/proc/{pid}") or "Z" in open(f"/proc/{pid}/stat").read().split(")")[1][:3]
+
+
+def test_delete_force_of_missing_succeeds(rt):
+    assert rt("delete", "--force", "never-was").returncode == 0
+    r = rt("delete", "never-was")
+    assert r.returncode == 1 and "does not exist" in r.stderr
+
+
+def test_create_duplicate_id(rt):
+    rt.create("dup", ["true"])
+    b = rt.bundle(["true"])
+    r = rt("create", "--bundle", b, "dup")
+    assert r.returncode == 1 and "container dup already exists" in r.stderr
+
+
+def test_kill_all_and_signal_names(rt):
+    rt.create("k", ["sh", "-c", "sleep 60 & sleep 60 & wait"])
+    rt("start", "k", check=True)
+    time.sleep(0.2)
+    r = rt("ps", "--format", "json", "k", check=True)
+    pids = json.loads(r.stdout)
+    assert len(pids) == 3
+    rt("kill", "--all", "k", "SIGKILL", check=True)
+    rt.wait_status("k", "stopped")
+    assert not any(os.path.exists(f"/proc/{p}/cmdline") and open(f"/proc/{p}/cmdline").read() for p in pids)
+
+
+def test_list(rt):
+    rt.create("l1", ["true"])
+    r = rt("list", "--format", "json", check=True)
+    rows = json.loads(r.stdout)
+    assert [(row["id"], row["status"]) for row in rows] == [("l1", "created")]
+    assert rt("list", "-q", check=True).stdout == "l1\n"
+    assert "l1" in rt("list", check=True).stdout
+
+
+# --- the spec, observed from inside -----------------------------------------
+
+def test_process_fields(rt):
+    status, out, err = rt.run(
+        ["sh", "-c", "id -u; id -g; id -G; pwd; echo $FOO; umask; ulimit -n; cat /proc/self/oom_score_adj; "
+         "grep NoNewPrivs /proc/self/status"],
+        process={"user": {"uid": 1000, "gid": 1001, "additionalGids": [1002, 1003], "umask": 0o27},
+                 "cwd": "/tmp", "env": ["PATH=/bin", "FOO=bar"], "oomScoreAdj": 500,
+                 "rlimits": [{"type": "RLIMIT_NOFILE", "soft": 512, "hard": 512}], "noNewPrivileges": True,
+                 "args": ["sh"]})
+    assert status == 0, err
+    lines = out.split("\n")
+    assert lines[0:3] == ["1000", "1001", "1001 1002 1003"]
+    assert lines[3:8] == ["/tmp", "bar", "0027", "512", "500"]
+    assert lines[8].split() == ["NoNewPrivs:", "1"]
+
+
+def test_capabilities_are_exactly_the_spec(rt):
+    caps = {"bounding": ["CAP_CHOWN", "CAP_KILL"], "effective": ["CAP_KILL"], "permitted": ["CAP_KILL"],
+            "inheritable": [], "ambient": []}
+    status, out, err = rt.run(["grep", "^Cap", "/proc/self/status"],
+                              process={"capabilities": caps, "args": ["x"], "cwd": "/",
+                                       "env": ["PATH=/bin"], "user": {"uid": 0, "gid": 0}})
+    assert status == 0, err
+    values = {line.split(":")[0]: int(line.split()[1], 16) for line in out.strip().splitlines()}
+    assert values["CapBnd"] == (1 << 0) | (1 << 5)
+    assert values["CapEff"] == values["CapPrm"] == 1 << 5
+    assert values["CapInh"] == values["CapAmb"] == 0
+
+
+def test_hostname_namespaces_and_pid_1(rt):
+    status, out, _ = rt.run(["sh", "-c", "hostname; echo $$; ls /proc | grep -c '^[0-9]'"])
+    name, pid, procs = out.split()
+    assert (name, pid) == ("nsbox", "1") and int(procs) <= 3
+
+
+def test_user_namespace_mappings(rt):
+    overrides = rt_userns()
+    status, out, err = rt.run(["sh", "-c", "cat /proc/self/uid_map /proc/self/gid_map; id -u"], **overrides)
+    assert status == 0, err
+    rows = [line.split() for line in out.strip().splitlines()]
+    assert rows[0] == ["0", "100000", "65536"] and rows[1] == ["0", "100000", "65536"] and rows[2] == ["0"]
+
+
+def rt_userns():
+    from nsbox.oci.default import default_spec
+
+    linux = default_spec()["linux"]
+    linux["namespaces"] = linux["namespaces"] + [{"type": "user"}]
+    linux["uidMappings"] = [{"containerID": 0, "hostID": 100000, "size": 65536}]
+    linux["gidMappings"] = [{"containerID": 0, "hostID": 100000, "size": 65536}]
+    return {"linux": linux}
+
+
+def test_masked_and_readonly_paths(rt):
+    status, out, err = rt.run(["sh", "-c", "wc -c < /proc/kcore; echo 1 > /proc/sys/kernel/ns_last_pid "
+                                           "2>/dev/null && echo wrote || echo denied; ls /sys/firmware | wc -l"])
+    assert status == 0, err
+    assert out.split() == ["0", "denied", "0"]
+
+
+def test_mounts_tmpfs_bind_ro(rt, tmp_path):
+    shared = tmp_path / "shared"
+    shared.mkdir()
+    (shared / "f").write_text("from the host\n")
+    from nsbox.oci.default import default_spec
+
+    mounts = default_spec()["mounts"] + [
+        {"destination": "/scratch", "type": "tmpfs", "source": "tmpfs", "options": ["size=1m", "mode=1777"]},
+        {"destination": "/data", "type": "bind", "source": str(shared), "options": ["rbind", "ro"]},
+    ]
+    status, out, err = rt.run(["sh", "-c", "stat -c %a /scratch; cat /data/f; touch /data/g 2>/dev/null "
+                                           "&& echo wrote || echo read-only; grep ' /scratch ' /proc/self/mountinfo"],
+                              mounts=mounts)
+    assert status == 0, err
+    lines = out.strip().splitlines()
+    assert lines[:3] == ["1777", "from the host", "read-only"]
+    assert "tmpfs" in lines[3] and "size=1024k" in lines[3]
+    assert not (shared / "g").exists()
+
+
+def test_default_devices(rt):
+    status, out, err = rt.run(["sh", "-c", "stat -c '%t:%T %F' /dev/null /dev/zero /dev/urandom; "
+                                           "readlink /dev/ptmx /dev/fd; echo x > /dev/null && echo ok"])
+    assert status == 0, err
+    lines = out.strip().splitlines()
+    assert lines[0] == "1:3 character special file"
+    assert lines[1] == "1:5 character special file" and lines[2] == "1:9 character special file"
+    assert lines[3:6] == ["pts/ptmx", "/proc/self/fd", "ok"]
+
+
+def test_sysctl_inside_only(rt):
+    with open("/proc/sys/net/ipv4/ip_forward") as f:
+        host = f.read().strip()
+    status, out, err = rt.run(["cat", "/proc/sys/net/ipv4/ip_forward"],
+                              linux={**_linux(), "sysctl": {"net.ipv4.ip_forward": "1" if host == "0" else "0"}})
+    assert status == 0, err
+    assert out.strip() != host
+    with open("/proc/sys/net/ipv4/ip_forward") as f:
+        assert f.read().strip() == host
+
+
+def _linux():
+    from nsbox.oci.default import default_spec
+
+    return default_spec()["linux"]
+
+
+def test_readonly_root(rt):
+    status, out, _ = rt.run(["sh", "-c", "touch /x 2>/dev/null && echo wrote || echo read-only"],
+                            root={"path": rt.rootfs, "readonly": True})
+    assert out.strip() == "read-only"
+    assert not os.path.exists(os.path.join(rt.rootfs, "x"))
+
+
+def test_hooks_get_the_state_on_stdin(rt, tmp_path):
+    log = tmp_path / "hooks.log"
+    hook = {"path": "/bin/sh", "args": ["sh", "-c", f"read s; echo \"$0 $s\" >> {log}"]}
+
+    def named(name):
+        return {**hook, "args": ["sh", "-c", f"read s; echo \"{name} $s\" >> {log}"]}
+
+    hooks = {name: [named(name)] for name in ("prestart", "createRuntime", "poststart", "poststop")}
+    rt.create("hooked", ["true"], hooks=hooks)
+    rt("start", "hooked", check=True)
+    rt.wait_status("hooked", "stopped")
+    rt("delete", "hooked", check=True)
+    entries = [line.split(" ", 1) for line in log.read_text().splitlines()]
+    assert [name for name, _ in entries] == ["prestart", "createRuntime", "poststart", "poststop"]
+    states = [json.loads(s) for _, s in entries]
+    assert all(s["id"] == "hooked" for s in states)
+    assert states[0]["pid"] > 0 and states[3]["status"] == "stopped"
+
+
+def test_failing_hook_fails_create_and_leaves_nothing(rt):
+    hooks = {"prestart": [{"path": "/bin/false"}]}
+    b = rt.bundle(["true"], hooks=hooks)
+    r = rt("create", "--bundle", b, "badhook")
+    assert r.returncode == 1
+    assert "hooks.prestart[0] (/bin/false) failed: exit status 1" in r.stderr
+    assert rt("state", "badhook").returncode == 1
+
+
+# --- bad input ---------------------------------------------------------------
+
+def test_missing_program_fails_create_and_leaves_nothing(rt):
+    b = rt.bundle(["/nonexistent"])
+    r = rt("create", "--bundle", b, "noprog")
+    assert r.returncode == 1 and "/nonexistent" in r.stderr and r.stderr.count("\n") == 1
+    assert not os.path.exists(os.path.join(rt.root, "noprog"))
+
+
+def test_rlimit_the_host_cannot_grant(rt):
+    import resource
+
+    _, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
+    b = rt.bundle(["true"])
+    spec = read_config(b)
+    spec["process"]["rlimits"] = [{"type": "RLIMIT_NOFILE", "soft": hard + 1000, "hard": hard + 1000}]
+    write_config(b, spec)
+    r = rt("create", "--bundle", b, "rlim")
+    assert r.returncode == 1
+    assert "RLIMIT_NOFILE" in r.stderr and "CAP_SYS_RESOURCE" in r.stderr and r.stderr.count("\n") == 1
+    assert not os.path.exists(os.path.join(rt.root, "rlim"))
+
+
+def test_malformed_config_names_the_json_path(rt, tmp_path):
+    b = rt.bundle(["true"])
+    spec = read_config(b)
+    spec["process"]["args"] = "not-a-list"
+    write_config(b, spec)
+    r = rt("create", "--bundle", b, "bad")
+    assert r.returncode == 1
+    assert r.stderr == "nsbox: create: process.args: must be an array of strings\n"
+    assert not os.path.exists(os.path.join(rt.root, "bad"))
+
+
+def test_json_log_for_clients(rt, tmp_path):
+    log = tmp_path / "log.json"
+    r = rt("--log", str(log), "--log-format", "json", "start", "nope")
+    assert r.returncode == 1
+    entry = json.loads(log.read_text().splitlines()[-1])
+    assert entry["level"] == "error" and "container nope does not exist" in entry["msg"] and entry["time"]
+
+
+def test_global_options_before_the_verb_in_both_forms(rt):
+    rt.create("g", ["true"])
+    for args in (["--root", rt.root], [f"--root={rt.root}"]):
+        r = nsbox(*args, "state", "g", check=True)
+        assert json.loads(r.stdout)["status"] == "created"
+
+
+# --- exec ----------------------------------------------------------------------
+
+def test_exec_joins_the_container(rt):
+    rt.create("ex", ["sleep", "60"])
+    rt("start", "ex", check=True)
+    r = rt("exec", "ex", "sh", "-c", "hostname; echo $$; cat /proc/1/cmdline | tr '\\0' ' '; exit 5")
+    assert r.returncode == 5, r.stderr
+    name, pid, init_cmd = r.stdout.strip().split("\n")
+    assert name == "nsbox" and int(pid) > 1 and init_cmd.strip() == "sleep 60"
+
+
+def test_exec_process_file_and_user(rt, tmp_path):
+    rt.create("exp", ["sleep", "60"])
+    rt("start", "exp", check=True)
+    process = {"args": ["sh", "-c", "id -u; pwd; echo $X"], "cwd": "/tmp", "env": ["PATH=/bin", "X=y"],
+               "user": {"uid": 123, "gid": 456}}
+    (tmp_path / "p.json").write_text(json.dumps(process))
+    r = rt("exec", "--process", str(tmp_path / "p.json"), "exp")
+    assert r.returncode == 0, r.stderr
+    assert r.stdout.split() == ["123", "/tmp", "y"]
+
+
+def test_exec_detach_with_pid_file(rt, tmp_path):
+    rt.create("exd", ["sleep", "60"])
+    rt("start", "exd", check=True)
+    pidfile = tmp_path / "exec.pid"
+    rt("exec", "-d", "--pid-file", str(pidfile), "exd", "sleep", "30", check=True,
+       stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    pid = int(pidfile.read_text())
+    assert open(f"/proc/{pid}/cmdline").read().split("\0")[0] == "sleep"
+    assert os.stat(f"/proc/{pid}/ns/pid").st_ino == os.stat(f"/proc/{rt.state('exd')['pid']}/ns/pid").st_ino
+
+
+def test_exec_in_stopped_container_is_refused(rt):
+    rt.create("exs", ["true"])
+    rt("start", "exs", check=True)
+    rt.wait_status("exs", "stopped")
+    r = rt("exec", "exs", "true")
+    assert r.returncode == 1 and "cannot exec in a stopped container" in r.stderr
+
+
+def test_spec_and_features(tmp_path):
+    r = nsbox("spec", "--bundle", str(tmp_path), check=True)
+    spec = json.loads((tmp_path / "config.json").read_text())
+    assert spec["process"]["args"] == ["sh"] and spec["root"]["path"] == "rootfs"
+    r = nsbox("spec", "--bundle", str(tmp_path))
+    assert r.returncode == 1 and "exists already" in r.stderr
+    features = json.loads(nsbox("features", check=True).stdout)
+    assert features["ociVersionMax"].startswith("1.") and "user" in features["linux"]["namespaces"]
+    assert "CAP_SYS_ADMIN" in features["linux"]["capabilities"]
