@@ -16,7 +16,7 @@ from __future__ import annotations
 import os
 import time
 
-from nsbox.errors import NsboxError
+from nsbox.errors import ExecError, NsboxError
 from nsbox.oci.state import CREATED, CREATING, RUNNING, STOPPED, oci_state, to_json
 from nsbox.state import ContainerNotFound, InvalidState, StateDir, is_alive, process_start_time, write_atomic
 
@@ -71,7 +71,11 @@ class Container:
             def hook_state(pid: int) -> bytes:
                 return to_json(oci_state(container_id, CREATING, pid, bundle, annotations))
 
-            pid = launch(spec, d.fifo, hook_state, opts)
+            try:
+                pid = launch(spec, d.fifo, hook_state, opts)
+            except ExecError as e:
+                # the program is missing: for the runtime that is a failed create (exit 1), as in runc
+                raise NsboxError(str(e)) from None
             record: dict[str, object] = {
                 **oci_state(container_id, CREATED, pid, bundle, annotations),
                 "start_time": process_start_time(pid),

@@ -169,6 +169,11 @@ def _write_maps(spec: Spec, pid: int) -> None:
 
 def _stage1(spec: Spec, chan: Channel, fifo_fd: int, join: list[tuple[int, str]], new: int,
             opts: LaunchOptions, console: socket.socket | None) -> None:
+    from nsbox.process.init import preload
+
+    # Before any namespace changes what we can read: in a user namespace the
+    # host's Python library (owned by the host's root) may be out of reach.
+    preload()
     # Not dumpable from here to execve: no process of the container may
     # ptrace us or open /proc/<init>/exe, which is the host's interpreter
     # (the CVE-2019-5736 class).  Inherited by init across fork.

@@ -96,7 +96,9 @@ def _namespace_files(pid: int) -> list[tuple[int, str]]:
 def _stage1(init_pid: int, files: list[tuple[int, str]], process: Process, chan: Channel,
             preserve_fds: int, console: socket.socket | None) -> None:
     from nsbox.namespaces import join
+    from nsbox.process.init import preload
 
+    preload()  # the host's Python library is out of reach once we join the mount namespace
     _proc.prctl(PR_SET_DUMPABLE, 0)  # CVE-2019-5736: nothing inside may reach us until execve
     join(files, init_pid)
     child = _proc.fork()

@@ -35,6 +35,22 @@ if TYPE_CHECKING:
     from nsbox.process.create import LaunchOptions
 
 
+def preload() -> None:
+    """Import now what runs after pivot_root (or after joining the
+    container's mount namespace), when the host's Python library is out of
+    reach: an import there would fail with ModuleNotFoundError."""
+    import resource  # noqa: F401
+    import subprocess  # noqa: F401  (startContainer hooks)
+    import termios  # noqa: F401
+
+    import nsbox._sys.signals  # noqa: F401
+    import nsbox.process.channel  # noqa: F401
+    import nsbox.process.hooks  # noqa: F401
+    import nsbox.process.tty  # noqa: F401
+    import nsbox.rootfs  # noqa: F401
+    import nsbox.security.capabilities  # noqa: F401
+
+
 def container_init(spec: Spec, chan: Channel, fifo_fd: int, opts: LaunchOptions, in_userns: bool,
                    console: socket.socket | None = None) -> None:
     from nsbox import rootfs
