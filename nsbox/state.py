@@ -91,21 +91,23 @@ class StateDir:
             self._lock_fd = -1
 
     def read(self) -> dict[str, object]:
-        import json
+        from nsbox import jsonio
 
         try:
             with open(os.path.join(self.path, STATE_FILE), "rb") as f:
-                data = json.load(f)
+                data = jsonio.loads(f.read())
         except FileNotFoundError:
             raise ContainerNotFound(self.id) from None
+        except ValueError as e:
+            raise NsboxError(f"{self.path}/{STATE_FILE}: corrupt state: {e}") from None
         if not isinstance(data, dict):
             raise NsboxError(f"{self.path}/{STATE_FILE}: corrupt state")
         return data
 
     def write(self, data: dict[str, object]) -> None:
-        import json
+        from nsbox import jsonio
 
-        write_atomic(os.path.join(self.path, STATE_FILE), json.dumps(data).encode())
+        write_atomic(os.path.join(self.path, STATE_FILE), jsonio.dumps(data).encode())
 
     def make_fifo(self) -> None:
         os.mkfifo(self.fifo, 0o622)

@@ -203,7 +203,8 @@ def test_capabilities_are_exactly_the_spec(rt):
 
 
 def test_hostname_namespaces_and_pid_1(rt):
-    status, out, _ = rt.run(["sh", "-c", "hostname; echo $$; ls /proc | grep -c '^[0-9]'"])
+    status, out, err = rt.run(["sh", "-c", "hostname; echo $$; ls /proc | grep -c '^[0-9]'"])
+    assert status == 0 and len(out.split()) == 3, (status, out, err)
     name, pid, procs = out.split()
     assert (name, pid) == ("nsbox", "1") and int(procs) <= 3
 

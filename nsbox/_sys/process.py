@@ -178,3 +178,11 @@ def personality(persona: int) -> int:
     if ret == -1 or trace.enabled:
         check(ret, "personality", None, f"personality({persona:#x})")
     return ret
+
+
+def set_name(name: str) -> None:
+    """PR_SET_NAME: the comm that ps and /proc/PID/comm show (15 bytes kept)."""
+    buf = ctypes.create_string_buffer(name.encode()[:15])
+    ret = libc.prctl(15, ctypes.cast(buf, ctypes.c_void_p).value or 0, 0, 0, 0)
+    if ret == -1 or trace.enabled:
+        check(ret, "prctl(PR_SET_NAME)", None, f"prctl(PR_SET_NAME, {trace.quote(name)})")

@@ -24,9 +24,9 @@ def run(argv: list[str], ctx) -> int:  # type: ignore[no-untyped-def]
         raise UsageError(f"--format takes table or json, not {fmt!r}")
     pids = Container.load(ctx.root, container_id, lock=False).processes()
     if fmt == "json":
-        import json
+        from nsbox import jsonio
 
-        sys.stdout.write(json.dumps(pids) + "\n")
+        sys.stdout.write(jsonio.dumps(pids) + "\n")
         return 0
     import subprocess
 

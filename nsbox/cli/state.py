@@ -11,11 +11,11 @@ PARSER = Parser("nsbox state", "ID", [], operands="mixed", about="Print the OCI 
 
 
 def run(argv: list[str], ctx) -> int:  # type: ignore[no-untyped-def]
-    import json
+    from nsbox import jsonio
 
     from nsbox.container import Container
 
     _, operands = PARSER.parse(argv)
     state = Container.load(ctx.root, one_id("state", operands), lock=False).state()
-    sys.stdout.write(json.dumps(state, indent=2) + "\n")
+    sys.stdout.write(jsonio.dumps(state, indent=2) + "\n")
     return 0

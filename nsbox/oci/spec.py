@@ -362,12 +362,12 @@ class Spec:
 
 def load(bundle: str, config: str = "config.json") -> Spec:
     """Read and parse ``BUNDLE/config.json``; every problem is a SpecError naming its place."""
-    import json
+    from nsbox import jsonio
 
     path = os.path.join(bundle, config)
     try:
         with open(path, "rb") as f:
-            data = json.load(f)
+            data = jsonio.loads(f.read())
     except FileNotFoundError:
         raise SpecError("", f"{path}: no such file (is {bundle} an OCI bundle?)") from None
     except ValueError as e:

@@ -24,6 +24,6 @@ def oci_state(container_id: str, status: str, pid: int, bundle: str,
 
 
 def to_json(state: dict[str, object]) -> bytes:
-    import json
+    from nsbox import jsonio
 
-    return json.dumps(state).encode()
+    return jsonio.dumps(state).encode()

@@ -130,10 +130,10 @@ def launch(spec: Spec, fifo: str, state_for_hooks: Callable[[int], bytes],
         stage1_reaped = True
         runtime.recv("prestart")
         state = state_for_hooks(init_pid)
-        from nsbox.process.hooks import run_hooks
+        from nsbox.process.init import run_phase
 
-        run_hooks(spec.hooks["prestart"], "prestart", state)
-        run_hooks(spec.hooks["createRuntime"], "createRuntime", state)
+        run_phase(spec, "prestart", state)
+        run_phase(spec, "createRuntime", state)
         runtime.send("prestart-done", state)
         runtime.recv("ready")
         return init_pid
@@ -173,7 +173,8 @@ def _stage1(spec: Spec, chan: Channel, fifo_fd: int, join: list[tuple[int, str]]
 
     # Before any namespace changes what we can read: in a user namespace the
     # host's Python library (owned by the host's root) may be out of reach.
-    preload()
+    preload(hooks=any(spec.hooks.values()), terminal=console is not None)
+    _proc.set_name("nsbox:[stage1]")
     # Not dumpable from here to execve: no process of the container may
     # ptrace us or open /proc/<init>/exe, which is the host's interpreter
     # (the CVE-2019-5736 class).  Inherited by init across fork.
@@ -202,6 +203,7 @@ def _stage1(spec: Spec, chan: Channel, fifo_fd: int, join: list[tuple[int, str]]
     if init == 0:
         from nsbox.process.init import container_init
 
+        _proc.set_name("nsbox:[init]")  # what ps shows for a parked container
         try:
             container_init(spec, chan, fifo_fd, opts, in_userns, console)
         except BaseException as exc:  # noqa: BLE001 - sent to the runtime

@@ -98,7 +98,7 @@ def _stage1(init_pid: int, files: list[tuple[int, str]], process: Process, chan:
     from nsbox.namespaces import join
     from nsbox.process.init import preload
 
-    preload()  # the host's Python library is out of reach once we join the mount namespace
+    preload(terminal=console is not None)  # the host's Python library is out of reach once we join the mount namespace
     _proc.prctl(PR_SET_DUMPABLE, 0)  # CVE-2019-5736: nothing inside may reach us until execve
     join(files, init_pid)
     child = _proc.fork()
@@ -131,6 +131,6 @@ def _become(process: Process, chan: Channel, preserve_fds: int, console: socket.
     switch_user_process(process)
     if process.no_new_privileges:
         _proc.prctl(PR_SET_NO_NEW_PRIVS, 1)
-    close_fds_except({0, 1, 2, chan.fileno(), *range(3, 3 + preserve_fds)})
+    close_fds_except({0, 1, 2, *chan.fds(), *range(3, 3 + preserve_fds)})
     chan.send("ready")
     exec_program(program, process.args, env)

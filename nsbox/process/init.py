@@ -35,26 +35,27 @@ if TYPE_CHECKING:
     from nsbox.process.create import LaunchOptions
 
 
-def preload() -> None:
+def preload(hooks: bool = False, terminal: bool = False) -> None:
     """Import now what runs after pivot_root (or after joining the
-    container's mount namespace), when the host's Python library is out of
-    reach: an import there would fail with ModuleNotFoundError."""
+    container's mount namespace, or becoming another user), when the host's
+    Python library may be out of reach: an import there would fail with
+    ModuleNotFoundError.  Only what this launch needs: each import costs."""
     import resource  # noqa: F401
-    import subprocess  # noqa: F401  (startContainer hooks)
-    import termios  # noqa: F401
 
     import nsbox._sys.signals  # noqa: F401
     import nsbox.process.channel  # noqa: F401
-    import nsbox.process.hooks  # noqa: F401
-    import nsbox.process.tty  # noqa: F401
     import nsbox.rootfs  # noqa: F401
     import nsbox.security.capabilities  # noqa: F401
+
+    if hooks:
+        import nsbox.process.hooks  # noqa: F401  (imports subprocess)
+    if terminal:
+        import nsbox.process.tty  # noqa: F401
 
 
 def container_init(spec: Spec, chan: Channel, fifo_fd: int, opts: LaunchOptions, in_userns: bool,
                    console: socket.socket | None = None) -> None:
     from nsbox import rootfs
-    from nsbox.process.hooks import run_hooks
 
     process = spec.process
     if process is None:
@@ -64,7 +65,7 @@ def container_init(spec: Spec, chan: Channel, fifo_fd: int, opts: LaunchOptions,
     def before_pivot() -> None:
         chan.send("prestart")
         hook_state.append(chan.recv("prestart-done"))
-        run_hooks(spec.hooks["createContainer"], "createContainer", hook_state[0])
+        run_phase(spec, "createContainer", hook_state[0])
 
     rootfs.setup_rootfs(spec, in_user_namespace=in_userns, no_pivot=opts.no_pivot, before_pivot=before_pivot)
     apply_sysctl(spec.linux.sysctl, spec)
@@ -93,15 +94,23 @@ def container_init(spec: Spec, chan: Channel, fifo_fd: int, opts: LaunchOptions,
     switch_user(spec)
     if process.no_new_privileges:
         _proc.prctl(PR_SET_NO_NEW_PRIVS, 1)
-    keep = {0, 1, 2, chan.fileno(), fifo_fd, *range(3, 3 + opts.preserve_fds)}
+    keep = {0, 1, 2, *chan.fds(), fifo_fd, *range(3, 3 + opts.preserve_fds)}
     from nsbox.process.channel import close_fds_except
 
     close_fds_except(keep)
     chan.send("ready")
     chan.close()
     _wait_for_start(fifo_fd)
-    run_hooks(spec.hooks["startContainer"], "startContainer", hook_state[0] if hook_state else b"{}")
+    run_phase(spec, "startContainer", hook_state[0] if hook_state else b"{}")
     exec_program(program, process.args, env)
+
+
+def run_phase(spec: Spec, phase: str, state: bytes) -> None:
+    """Run the hooks of *phase*; the hooks module (and subprocess) is imported only if there are any."""
+    if spec.hooks[phase]:
+        from nsbox.process.hooks import run_hooks
+
+        run_hooks(spec.hooks[phase], phase, state)
 
 
 def _wait_for_start(fifo_fd: int) -> None:
