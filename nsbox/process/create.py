@@ -124,11 +124,13 @@ def launch(spec: Spec, fifo: str, state_for_hooks: Callable[[int], bytes],
         if tag == "maps":
             _write_maps(spec, stage1)
             runtime.send("maps-done")
-            payload = runtime.recv("pid")
-        init_pid = int(payload)
+            # stage 1 says "pid" after its fork; init may reach "prestart" first
+            tag, payload = runtime.recv_tagged("pid", "prestart")
+        init_pid = int(payload if tag == "pid" else runtime.recv("pid"))
         os.waitpid(stage1, 0)
         stage1_reaped = True
-        runtime.recv("prestart")
+        if tag == "pid":
+            runtime.recv("prestart")
         state = state_for_hooks(init_pid)
         from nsbox.process.init import run_phase
 

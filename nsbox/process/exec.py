@@ -58,10 +58,14 @@ def exec_in(init_pid: int, process: Process, preserve_fds: int = 0, console_sock
         console.close()
     pid = 0
     try:
-        pid = int(runtime.recv("pid"))
+        # stage 1 says "pid" after its fork, and the process says "ready"
+        # on its own: either may come first
+        tag, payload = runtime.recv_tagged("pid", "ready")
+        pid = int(payload if tag == "pid" else runtime.recv("pid"))
+        if tag == "pid":
+            runtime.recv("ready")
         os.waitpid(stage1, 0)
         stage1 = 0
-        runtime.recv("ready")
         runtime.wait_closed()  # EOF: it exec'd; or the error that stopped it
         return pid
     except BaseException:
