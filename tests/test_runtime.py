@@ -74,16 +74,15 @@ class Runtime:
 
 @pytest.fixture
 def rt(tmp_path):
-    mounts_before = _mounts()
     runtime = Runtime(tmp_path)
     yield runtime
     runtime.cleanup()
-    assert _mounts() == mounts_before, "mounts left behind on the host"
+    assert _mounts_under(str(tmp_path)) == [], "mounts left behind on the host"
 
 
-def _mounts():
+def _mounts_under(path: str) -> list[str]:
     with open("/proc/self/mountinfo") as f:
-        return sorted(line.split()[4] for line in f)
+        return [line.split()[4] for line in f if line.split()[4].startswith(path)]
 
 
 # --- the lifecycle ---------------------------------------------------------
@@ -436,3 +435,83 @@ def test_spec_and_features(tmp_path):
     features = json.loads(nsbox("features", check=True).stdout)
     assert features["ociVersionMax"].startswith("1.") and "user" in features["linux"]["namespaces"]
     assert "CAP_SYS_ADMIN" in features["linux"]["capabilities"]
+
+
+# --- terminals -------------------------------------------------------------
+
+def test_run_foreground_proxies_a_terminal(rt):
+    import pty
+    import select
+
+    b = rt.bundle(["sh"])
+    spec = read_config(b)
+    spec["process"]["terminal"] = True
+    write_config(b, spec)
+    master, slave = pty.openpty()
+    p = subprocess.Popen([*__import__("conftest").NSBOX, "--root", rt.root, "run", "--bundle", b, "tty1"],
+                         stdin=slave, stdout=slave, stderr=slave, start_new_session=True)
+    os.close(slave)
+    seen = b""
+    sent = False
+    try:
+        deadline = time.monotonic() + 20
+        while time.monotonic() < deadline and p.poll() is None:
+            if not sent and b"# " in seen:  # the prompt: the shell reads its input from here on
+                os.write(master, b"tty; echo $((6*7)); exit 7\n")
+                sent = True
+            if select.select([master], [], [], 0.1)[0]:
+                try:
+                    seen += os.read(master, 4096)
+                except OSError:  # EIO: nsbox closed the terminal
+                    break
+        assert p.wait(timeout=10) == 7, seen
+    finally:
+        if p.poll() is None:
+            p.kill()
+            p.wait()
+        os.close(master)
+    text = seen.decode(errors="replace")
+    assert "/dev/pts/0" in text and "42" in text
+
+
+def test_console_socket_gets_the_pty_master(rt, tmp_path):
+    import socket
+
+    path = str(tmp_path / "console.sock")
+    listener = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+    listener.bind(path)
+    listener.listen(1)
+    b = rt.bundle(["sh", "-c", "tty; echo via-console"])
+    spec = read_config(b)
+    spec["process"]["terminal"] = True
+    write_config(b, spec)
+    try:
+        r = rt("create", "--bundle", b, "--console-socket", path, "cs", stdout=subprocess.DEVNULL,
+               stderr=subprocess.PIPE)
+        assert r.returncode == 0, r.stderr
+        conn, _ = listener.accept()
+        _, fds, _, _ = socket.recv_fds(conn, 1024, 1)
+        conn.close()
+        master = fds[0]
+        rt("start", "cs", check=True)
+        out = b""
+        deadline = time.monotonic() + 10
+        while b"via-console" not in out and time.monotonic() < deadline:
+            try:
+                out += os.read(master, 4096)
+            except OSError:
+                break
+        os.close(master)
+    finally:
+        listener.close()
+    assert b"/dev/pts/0" in out and b"via-console" in out
+
+
+def test_terminal_without_console_socket_is_refused_for_create(rt):
+    b = rt.bundle(["sh"])
+    spec = read_config(b)
+    spec["process"]["terminal"] = True
+    write_config(b, spec)
+    r = rt("create", "--bundle", b, "nocs")
+    assert r.returncode == 1 and "process.terminal: a terminal needs --console-socket" in r.stderr
+    assert not os.path.exists(os.path.join(rt.root, "nocs"))

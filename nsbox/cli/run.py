@@ -31,8 +31,26 @@ def run(argv: list[str], ctx) -> int:  # type: ignore[no-untyped-def]
     detach = bool(o["detach"])
     if not detach:
         _proc.prctl(PR_SET_CHILD_SUBREAPER, 1)
-    container = Container.create(ctx.root, container_id, str(o["bundle"] or "."), launch_options(o),
-                                 pid_file=o["pid_file"])  # type: ignore[arg-type]
+    opts = launch_options(o)
+    listener = None
+    if not detach and not opts.console_socket and _wants_terminal(str(o["bundle"] or ".")):
+        # In the foreground a terminal is ours to proxy: make our own console socket.
+        from nsbox.process.tty import listen_console_socket
+
+        os.makedirs(ctx.root, mode=0o711, exist_ok=True)
+        listener, opts.console_socket = listen_console_socket(ctx.root)
+    try:
+        container = Container.create(ctx.root, container_id, str(o["bundle"] or "."), opts,
+                                     pid_file=o["pid_file"])  # type: ignore[arg-type]
+        master = -1
+        if listener is not None:
+            from nsbox.process.tty import receive_master
+
+            master = receive_master(listener)
+    finally:
+        if listener is not None:
+            listener.close()
+            os.unlink(str(opts.console_socket))
     try:
         container.start()
     except BaseException:
@@ -41,10 +59,38 @@ def run(argv: list[str], ctx) -> int:  # type: ignore[no-untyped-def]
     if detach:
         return 0
     container.dir.unlock()  # others (kill, state) must reach it while we wait
-    status = wait_for(container.pid)
+    if master >= 0:
+        from nsbox.process.tty import proxy
+
+        status = proxy(master, lambda: poll_for(container.pid))
+        os.close(master)
+    else:
+        status = wait_for(container.pid)
     if not o["keep"]:
         Container.load(ctx.root, container_id).delete(force=True)
     return status
+
+
+def _wants_terminal(bundle: str) -> bool:
+    from nsbox.oci.spec import load
+
+    spec = load(bundle)
+    return spec.process is not None and spec.process.terminal
+
+
+def poll_for(pid: int) -> int | None:
+    """init's exit status if it has exited (reaping other orphans), else None."""
+    from nsbox.toolkit.launch import exit_status
+
+    while True:
+        try:
+            done, status = os.waitpid(-1, os.WNOHANG)
+        except ChildProcessError:
+            return 0
+        if done == 0:
+            return None
+        if done == pid:
+            return exit_status(status)
 
 
 def wait_for(pid: int) -> int:

@@ -120,17 +120,20 @@ def launch(spec: Spec, fifo: str, state_for_hooks: Callable[[int], bytes],
     init_pid = 0
     stage1_reaped = False
     try:
-        tag, payload = runtime.recv_tagged("maps", "pid")
-        if tag == "maps":
-            _write_maps(spec, stage1)
-            runtime.send("maps-done")
-            # stage 1 says "pid" after its fork; init may reach "prestart" first
-            tag, payload = runtime.recv_tagged("pid", "prestart")
-        init_pid = int(payload if tag == "pid" else runtime.recv("pid"))
-        os.waitpid(stage1, 0)
-        stage1_reaped = True
-        if tag == "pid":
-            runtime.recv("prestart")
+        # (1) and (2); stage 1 says "pid" after its fork, and init may reach
+        # "prestart" before that message is written: take them in any order
+        seen_prestart = False
+        while not (init_pid and seen_prestart):
+            tag, payload = runtime.recv_tagged("maps", "pid", "prestart")
+            if tag == "maps":
+                _write_maps(spec, stage1)
+                runtime.send("maps-done")
+            elif tag == "pid":
+                init_pid = int(payload)
+                os.waitpid(stage1, 0)
+                stage1_reaped = True
+            else:
+                seen_prestart = True
         state = state_for_hooks(init_pid)
         from nsbox.process.init import run_phase
 

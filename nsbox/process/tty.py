@@ -16,7 +16,13 @@ import socket
 import struct
 import termios
 
-TIOCGPTPEER = 0x5441  # Linux 4.13: open the slave from the master fd, no path lookup
+TYPE_CHECKING = False
+if TYPE_CHECKING:
+    from collections.abc import Callable
+
+# <asm-generic/ioctls.h>; the termios module lacks both
+TIOCSPTLCK = 0x40045431  # _IOW('T', 0x31, int): lock/unlock the slave
+TIOCGPTPEER = 0x5441  # _IO('T', 0x41), Linux 4.13: open the slave from the master fd, no path lookup
 
 
 def connect_console_socket(path: str) -> socket.socket:
@@ -33,7 +39,7 @@ def make_terminal(console: socket.socket, size: tuple[int, int] | None) -> None:
     """In init: open a pty, send the master over *console*, make the slave our terminal."""
     master = os.open("/dev/ptmx", os.O_RDWR | os.O_NOCTTY | os.O_CLOEXEC)
     try:
-        fcntl.ioctl(master, termios.TIOCSPTLCK, struct.pack("i", 0))  # unlockpt
+        fcntl.ioctl(master, TIOCSPTLCK, struct.pack("i", 0))  # unlockpt
         slave = fcntl.ioctl(master, TIOCGPTPEER, os.O_RDWR | os.O_NOCTTY)
         if size is not None and all(size):
             rows, cols = size
@@ -61,3 +67,79 @@ def receive_master(listener: socket.socket) -> int:
     if not fds:
         raise OSError(71, "console socket: no pty master received")
     return fds[0]
+
+
+def listen_console_socket(directory: str) -> tuple[socket.socket, str]:
+    """A console socket of our own, for ``nsbox run`` in the foreground."""
+    path = os.path.join(directory, f"console-{os.getpid()}.sock")
+    listener = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+    listener.bind(path)
+    listener.listen(1)
+    return listener, path
+
+
+def proxy(master: int, wait: Callable[[], int | None]) -> int:
+    """Copy our stdin to the pty and the pty to our stdout until *wait*
+    returns the container's status; our terminal is raw meanwhile, and
+    its size follows ours."""
+    import select
+    import tty as _tty
+
+    from nsbox._sys import signals
+
+    stdin_is_tty = os.isatty(0)
+    saved = termios.tcgetattr(0) if stdin_is_tty else None
+
+    def resize(_signum: int = 0, _frame: object = None) -> None:
+        if stdin_is_tty:
+            size = fcntl.ioctl(0, termios.TIOCGWINSZ, b"\0" * 8)
+            fcntl.ioctl(master, termios.TIOCSWINSZ, size)
+
+    if stdin_is_tty:
+        _tty.setraw(0)
+        resize()
+        signals.signal(28, resize)  # SIGWINCH
+    reading = [master, 0]
+    try:
+        while True:
+            status = wait()
+            if status is not None:
+                _drain(master)
+                return status
+            ready, _, _ = select.select(reading, [], [], 0.05)
+            if master in ready:
+                try:
+                    data = os.read(master, 65536)
+                except OSError:  # EIO: every slave fd is closed
+                    data = b""
+                if not data:
+                    reading.remove(master)
+                else:
+                    _write_all(1, data)
+            if 0 in ready:
+                data = os.read(0, 65536)
+                if data:
+                    _write_all(master, data)
+                else:
+                    reading.remove(0)  # EOF on our stdin: keep showing output
+    finally:
+        if saved is not None:
+            termios.tcsetattr(0, termios.TCSADRAIN, saved)
+
+
+def _drain(master: int) -> None:
+    import select
+
+    while select.select([master], [], [], 0)[0]:
+        try:
+            data = os.read(master, 65536)
+        except OSError:
+            return
+        if not data:
+            return
+        _write_all(1, data)
+
+
+def _write_all(fd: int, data: bytes) -> None:
+    while data:
+        data = data[os.write(fd, data):]
