@@ -515,3 +515,17 @@ def test_terminal_without_console_socket_is_refused_for_create(rt):
     r = rt("create", "--bundle", b, "nocs")
     assert r.returncode == 1 and "process.terminal: a terminal needs --console-socket" in r.stderr
     assert not os.path.exists(os.path.join(rt.root, "nocs"))
+
+
+@pytest.mark.parametrize("verb,why", [("checkpoint", "not supported"), ("pause", "cgroup support"),
+                                      ("update", "cgroup support"), ("events", "cgroup support")])
+def test_verbs_not_done_yet_say_so(verb, why):
+    r = nsbox(verb, "x")
+    assert r.returncode == 1 and why in r.stderr and r.stderr.count("\n") == 1
+
+
+def test_systemd_cgroup_without_systemd():
+    if os.path.isdir("/run/systemd/system"):
+        pytest.skip("systemd runs here")
+    r = nsbox("--systemd-cgroup", "list")
+    assert r.returncode == 2 and "systemd is not running" in r.stderr

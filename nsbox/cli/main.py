@@ -91,7 +91,12 @@ def main(argv: list[str] | None = None) -> int:
             raise HelpRequested(GLOBAL.help_text())
         verb = rest[0]
         if verb not in VERBS:
-            raise UsageError(f"unknown verb {verb!r} (try: nsbox --help)")
+            from nsbox.cli.unsupported import REASONS, refuse
+
+            if verb in REASONS:
+                return refuse(verb)
+            unknown, verb = verb, ""
+            raise UsageError(f"unknown verb {unknown!r} (try: nsbox --help)")
         module = __import__(VERBS[verb][0], fromlist=["run"])
         if rest[1:2] and rest[1] in getattr(module, "SUBVERBS", ()):
             verb = f"{verb} {rest[1]}"  # errors name the subverb too: "nsbox: ns unshare: ..."
