@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import ctypes
-import fcntl
 import os
 
 from nsbox._sys import trace
@@ -43,6 +42,8 @@ def setns(fd: int, nstype: int = 0, path: str | None = None) -> None:
 
 
 def _ns_ioctl(fd: int, request: int, path: str | None, arg: object = None) -> int:
+    import fcntl  # here, not at the top: the hot verbs never make these calls
+
     try:
         ret: int = fcntl.ioctl(fd, request) if arg is None else fcntl.ioctl(fd, request, arg)  # type: ignore[call-overload]
     except OSError as e:

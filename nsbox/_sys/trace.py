@@ -8,7 +8,6 @@ its forked children never interleave mid-line.
 
 from __future__ import annotations
 
-import errno as _errno
 import os
 
 enabled = False
@@ -34,7 +33,9 @@ def result(call: str, ret: object) -> None:
 
 
 def failure(call: str, err: int) -> None:
-    name = _errno.errorcode.get(err, str(err))
+    import errno
+
+    name = errno.errorcode.get(err, str(err))
     emit(f"{call} = -1 {name} ({os.strerror(err)})")
 
 

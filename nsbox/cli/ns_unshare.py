@@ -6,7 +6,6 @@ import os
 
 from nsbox._sys.consts import NAMESPACE_TYPES
 from nsbox.cli.options import NONE, OPTIONAL, REQUIRED, Opt, Parser
-from nsbox.cli.signals import parse_signal
 from nsbox.errors import UsageError
 from nsbox.toolkit.unshare import UnshareSpec, run as run_unshare
 from nsbox.userns import IdMap, parse_id_map, subordinate_ranges, validate_id_maps
@@ -86,7 +85,7 @@ def spec_from_args(argv: list[str]) -> UnshareSpec:
             flags=flags,
             fork=bool(o["fork"]),
             mount_proc=o["mount_proc"],  # type: ignore[arg-type]
-            kill_child=parse_signal(o["kill_child"]) if o["kill_child"] else None,  # type: ignore[arg-type]
+            kill_child=_signal(o["kill_child"]),
             propagation=o["propagation"] or "private",  # type: ignore[arg-type]
             uid_maps=uid_maps,
             gid_maps=gid_maps,
@@ -104,6 +103,14 @@ def spec_from_args(argv: list[str]) -> UnshareSpec:
         )
     except ValueError as e:
         raise UsageError(str(e)) from None
+
+
+def _signal(value: object) -> int | None:
+    if not value:
+        return None
+    from nsbox.cli.signals import parse_signal  # only for --kill-child
+
+    return parse_signal(str(value))
 
 
 def number(value: object, option: str, signed: bool = False) -> int | None:
