@@ -59,12 +59,22 @@ class Container:
         from nsbox.oci import spec as oci_spec
         from nsbox.process.create import launch
 
+        from nsbox.oci.features import unsupported
+
         bundle = os.path.abspath(bundle)
-        spec = oci_spec.load(bundle)  # before anything is made: a bad bundle leaves nothing
+        # everything is checked before anything is made: a bad bundle leaves nothing
+        raw = oci_spec.read_config(bundle)
+        spec = oci_spec.parse(raw, bundle, os.path.join(bundle, "config.json"))
         if spec.process is None:
             raise oci_spec.SpecError("process", "is required to create a container")
+        refused = unsupported(spec)
+        if refused is not None:
+            raise oci_spec.SpecError(*refused)
         d = StateDir.create(root, container_id)
         try:
+            # The config as it was at create: the spec says later edits of the
+            # bundle's config.json must not affect the container.
+            write_atomic(d.config, raw)
             d.make_fifo()
             annotations = spec.annotations
 
@@ -110,9 +120,10 @@ class Container:
                          annotations if isinstance(annotations, dict) else {})
 
     def spec(self):  # type: ignore[no-untyped-def]
+        """The config.json saved at create (relative paths still against the bundle)."""
         from nsbox.oci import spec as oci_spec
 
-        return oci_spec.load(self.bundle)
+        return oci_spec.load(self.bundle, self.dir.config)
 
     # -- verbs -------------------------------------------------------------
 
@@ -120,6 +131,7 @@ class Container:
         status = self.status()
         if status != CREATED:
             raise InvalidState(f"cannot start a container that is {status}")
+        spec = self.spec()  # before the fifo: a failure here must leave the container created
         try:
             fd = os.open(self.dir.fifo, os.O_WRONLY | os.O_NONBLOCK | os.O_CLOEXEC)
         except OSError as e:  # ENXIO: no reader, init died after we looked
@@ -129,7 +141,6 @@ class Container:
         finally:
             os.close(fd)
         os.unlink(self.dir.fifo)
-        spec = self.spec()
         if spec.hooks["poststart"]:
             from nsbox.process.hooks import run_hooks
 

@@ -1,6 +1,7 @@
 """The state directory of a container: ``<root>/<id>/``.
 
     state.json   the OCI state plus what nsbox needs later (atomic: tmp + rename)
+    config.json  the bundle's config.json as create read it
     exec.fifo    exists from create until start: init blocks opening it for writing
     lock         flock'd by every verb that changes the container
 
@@ -19,6 +20,7 @@ from nsbox.errors import NsboxError
 DEFAULT_ROOT = "/run/nsbox"
 STATE_FILE = "state.json"
 FIFO = "exec.fifo"
+CONFIG = "config.json"
 
 
 class ContainerNotFound(NsboxError):
@@ -59,6 +61,11 @@ class StateDir:
     @property
     def fifo(self) -> str:
         return os.path.join(self.path, FIFO)
+
+    @property
+    def config(self) -> str:
+        """The bundle's config.json as it was at create."""
+        return os.path.join(self.path, CONFIG)
 
     @classmethod
     def create(cls, root: str, container_id: str) -> StateDir:

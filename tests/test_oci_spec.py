@@ -89,7 +89,7 @@ def broken(mutate) -> dict:
     (lambda d: d["linux"].update(rootfsPropagation="sideways"), "linux.rootfsPropagation: unknown propagation"),
     (lambda d: d.update(hooks={"prestart": [{"path": "rel"}]}), "hooks.prestart[0].path: must be an absolute path"),
     (lambda d: d.update(hooks={"poststop": [{"path": "/x", "timeout": 0}]}), "hooks.poststop[0].timeout: must be greater than zero"),
-    (lambda d: d["linux"]["namespaces"].remove({"type": "uts"}), "hostname: setting the hostname needs a new uts namespace"),
+    (lambda d: d["linux"]["namespaces"].remove({"type": "uts"}), "hostname: setting the hostname needs a uts namespace"),
     (lambda d: d.update(annotations={"a": 1}), "annotations.a: must be a string"),
     (lambda d: d["linux"].update(personality={"domain": "PDP11"}), "linux.personality.domain: must be LINUX or LINUX32"),
 ])

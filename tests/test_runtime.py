@@ -529,3 +529,43 @@ def test_systemd_cgroup_without_systemd():
         pytest.skip("systemd runs here")
     r = nsbox("--systemd-cgroup", "list")
     assert r.returncode == 2 and "systemd is not running" in r.stderr
+
+
+def test_config_edits_after_create_do_not_affect_the_container(rt):
+    b = rt.create("frozen", ["sh", "-c", "echo original"])
+    write_config(b, {"ociVersion": "1.0.0"})
+    rt("start", "frozen", check=True)
+    rt.wait_status("frozen", "stopped")
+    assert rt.output("frozen") == "original\n"
+    rt("delete", "frozen", check=True)
+
+
+def test_hostname_of_a_joined_uts_namespace(rt, background):
+    from conftest import children_of, wait_for_line
+
+    holder = background("ns", "unshare", "--uts", "--fork", "--", "sh", "-c", "echo ready; exec sleep 60")
+    wait_for_line(holder)
+    [pid] = children_of(holder.pid)
+    linux = _linux()
+    linux["namespaces"] = [n for n in linux["namespaces"] if n["type"] != "uts"] + [
+        {"type": "uts", "path": f"/proc/{pid}/ns/uts"}]
+    status, out, err = rt.run(["hostname"], linux=linux, hostname="joined-name")
+    assert status == 0, err
+    assert out.strip() == "joined-name"
+    r = nsbox("ns", "enter", "-t", str(pid), "--uts", "hostname", check=True)
+    assert r.stdout.strip() == "joined-name"  # it is that namespace that was renamed
+
+
+@pytest.mark.parametrize("section,value,message", [
+    ("linux", {"seccomp": {"defaultAction": "SCMP_ACT_ALLOW"}}, "linux.seccomp: seccomp filters are not supported"),
+    ("process", {"apparmorProfile": "docker-default"}, "process.apparmorProfile: AppArmor"),
+    ("process", {"selinuxLabel": "system_u:system_r:container_t:s0"}, "process.selinuxLabel: SELinux"),
+])
+def test_settings_nsbox_cannot_apply_are_errors(rt, section, value, message):
+    b = rt.bundle(["true"])
+    spec = read_config(b)
+    spec[section].update(value)
+    write_config(b, spec)
+    r = rt("create", "--bundle", b, "refused")
+    assert r.returncode == 1 and message in r.stderr and r.stderr.count("\n") == 1
+    assert not os.path.exists(os.path.join(rt.root, "refused"))

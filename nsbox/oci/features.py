@@ -29,3 +29,24 @@ def features() -> dict[str, object]:
         },
         "annotations": {"org.opencontainers.runtime-spec.features.nsbox.version": "0.1.0"},
     }
+
+
+def unsupported(spec: object, sys_root: str = "/sys") -> tuple[str, str] | None:
+    """The first thing *spec* asks for that nsbox cannot do here, as
+    (JSON path, why), or None.  The runtime spec: a setting the runtime
+    cannot apply is an error, never silently dropped."""
+    import os
+
+    process = getattr(spec, "process", None)
+    if process is not None and process.apparmor_profile:
+        if not os.path.isdir(f"{sys_root}/kernel/security/apparmor"):
+            return "process.apparmorProfile", "AppArmor is not enabled on this host"
+        return "process.apparmorProfile", "AppArmor profiles are not supported by nsbox yet"
+    if process is not None and process.selinux_label:
+        if not os.path.isdir(f"{sys_root}/fs/selinux"):
+            return "process.selinuxLabel", "SELinux is not enabled on this host"
+        return "process.selinuxLabel", "SELinux labels are not supported by nsbox yet"
+    if spec.linux.seccomp is not None:  # type: ignore[attr-defined]
+        return "linux.seccomp", ("seccomp filters are not supported by nsbox yet; the container would run "
+                                 "unconfined (remove the section to accept that)")
+    return None

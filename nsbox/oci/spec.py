@@ -353,23 +353,36 @@ class Spec:
             raise SpecError("linux.uidMappings", "mappings need a new user namespace in linux.namespaces")
         if user is not None and user.path is None and not self.linux.uid_mappings:
             raise SpecError("linux.uidMappings", "a new user namespace needs uidMappings and gidMappings")
+        # A uts namespace joined by path may be given a name too (runc and
+        # the spec allow it); only the host's own must never be renamed.
         uts = self.linux.namespace("uts")
-        if self.hostname and (uts is None or uts.path):
-            raise SpecError("hostname", "setting the hostname needs a new uts namespace in linux.namespaces")
-        if self.domainname and (uts is None or uts.path):
-            raise SpecError("domainname", "setting the domainname needs a new uts namespace")
+        if self.hostname and uts is None:
+            raise SpecError("hostname", "setting the hostname needs a uts namespace in linux.namespaces")
+        if self.domainname and uts is None:
+            raise SpecError("domainname", "setting the domainname needs a uts namespace in linux.namespaces")
 
 
-def load(bundle: str, config: str = "config.json") -> Spec:
-    """Read and parse ``BUNDLE/config.json``; every problem is a SpecError naming its place."""
-    from nsbox import jsonio
-
+def read_config(bundle: str, config: str = "config.json") -> bytes:
+    """The bytes of ``BUNDLE/config.json`` (or of *config*, when it is an absolute path)."""
     path = os.path.join(bundle, config)
     try:
         with open(path, "rb") as f:
-            data = jsonio.loads(f.read())
+            return f.read()
     except FileNotFoundError:
         raise SpecError("", f"{path}: no such file (is {bundle} an OCI bundle?)") from None
+
+
+def parse(raw: bytes, bundle: str, where: str = "config.json") -> Spec:
+    from nsbox import jsonio
+
+    try:
+        data = jsonio.loads(raw)
     except ValueError as e:
-        raise SpecError("", f"{path}: not valid JSON: {e}") from None
+        raise SpecError("", f"{where}: not valid JSON: {e}") from None
     return Spec(data, os.path.abspath(bundle))
+
+
+def load(bundle: str, config: str = "config.json") -> Spec:
+    """Read and parse ``BUNDLE/config.json``; every problem is a SpecError naming its place.
+    Relative paths in it (root.path) are resolved against *bundle*."""
+    return parse(read_config(bundle, config), bundle, os.path.join(bundle, config))
