@@ -31,6 +31,8 @@ class Container:
     def __init__(self, state_dir: StateDir, record: dict[str, object]) -> None:
         self.dir = state_dir
         self.record = record
+        #: what create accepted but could not apply (for the CLI to show)
+        self.warnings: list[str] = []
 
     @property
     def id(self) -> str:
@@ -59,7 +61,7 @@ class Container:
         from nsbox.oci import spec as oci_spec
         from nsbox.process.create import launch
 
-        from nsbox.oci.features import unsupported
+        from nsbox.oci.features import not_applied, unsupported
 
         bundle = os.path.abspath(bundle)
         # everything is checked before anything is made: a bad bundle leaves nothing
@@ -70,6 +72,7 @@ class Container:
         refused = unsupported(spec)
         if refused is not None:
             raise oci_spec.SpecError(*refused)
+        warnings = not_applied(spec)
         d = StateDir.create(root, container_id)
         try:
             # The config as it was at create: the spec says later edits of the
@@ -98,7 +101,9 @@ class Container:
         except BaseException:
             d.remove()
             raise
-        return cls(d, record)
+        container = cls(d, record)
+        container.warnings = warnings
+        return container
 
     # -- queries -----------------------------------------------------------
 

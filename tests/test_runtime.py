@@ -556,8 +556,18 @@ def test_hostname_of_a_joined_uts_namespace(rt, background):
     assert r.stdout.strip() == "joined-name"  # it is that namespace that was renamed
 
 
+def test_settings_not_applied_yet_are_warned_about(rt):
+    b = rt.bundle(["true"])
+    spec = read_config(b)
+    spec["linux"]["seccomp"] = {"defaultAction": "SCMP_ACT_ALLOW"}
+    write_config(b, spec)
+    r = rt("run", "--bundle", b, "warned")
+    assert r.returncode == 0
+    assert "nsbox: run: warning: linux.seccomp is not applied yet" in r.stderr
+    assert "nsbox: run: warning: linux.resources and cgroupsPath are not applied yet" in r.stderr
+
+
 @pytest.mark.parametrize("section,value,message", [
-    ("linux", {"seccomp": {"defaultAction": "SCMP_ACT_ALLOW"}}, "linux.seccomp: seccomp filters are not supported"),
     ("process", {"apparmorProfile": "docker-default"}, "process.apparmorProfile: AppArmor"),
     ("process", {"selinuxLabel": "system_u:system_r:container_t:s0"}, "process.selinuxLabel: SELinux"),
 ])

@@ -4,7 +4,7 @@
 from __future__ import annotations
 
 from nsbox.cli.options import NONE, REQUIRED, Opt, Parser
-from nsbox.cli.runtime import count, one_id
+from nsbox.cli.runtime import count, one_id, show_warnings
 
 OPTIONS = [
     Opt("-b|--bundle", "the bundle directory (default: the current one)", REQUIRED, metavar="DIR"),
@@ -33,6 +33,7 @@ def run(argv: list[str], ctx) -> int:  # type: ignore[no-untyped-def]
 
     o, operands = PARSER.parse(argv)
     container_id = one_id("create", operands)
-    Container.create(ctx.root, container_id, str(o["bundle"] or "."), launch_options(o),
-                     pid_file=o["pid_file"])  # type: ignore[arg-type]
+    container = Container.create(ctx.root, container_id, str(o["bundle"] or "."), launch_options(o),
+                                 pid_file=o["pid_file"])  # type: ignore[arg-type]
+    show_warnings("create", container.warnings, ctx)
     return 0

@@ -146,15 +146,19 @@ def report(e: BaseException, verb: str, debug: bool, ctx: Context | None = None)
 
 def log_error(path: str, fmt: str, msg: str) -> None:
     """Append the error to --log as runc does; a client shows the last msg."""
+    log_line(path, fmt, "error", msg)
+
+
+def log_line(path: str, fmt: str, level: str, msg: str) -> None:
     import time
+
+    from nsbox import jsonio
 
     stamp = time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime())
     if fmt == "json":
-        import json
-
-        line = json.dumps({"level": "error", "msg": msg, "time": stamp})
+        line = jsonio.dumps({"level": level, "msg": msg, "time": stamp})
     else:
-        line = f'time="{stamp}" level=error msg="{msg}"'
+        line = f"time={jsonio.dumps(stamp)} level={level} msg={jsonio.dumps(msg)}"
     try:
         with open(path, "a") as f:
             f.write(line + "\n")

@@ -13,7 +13,7 @@ import os
 
 from nsbox.cli.create import OPTIONS, launch_options
 from nsbox.cli.options import NONE, Opt, Parser
-from nsbox.cli.runtime import one_id
+from nsbox.cli.runtime import one_id, show_warnings
 
 PARSER = Parser("nsbox run", "[options] ID", OPTIONS + [
     Opt("-d|--detach", "return once the container runs (do not wait for it)", NONE),
@@ -42,6 +42,7 @@ def run(argv: list[str], ctx) -> int:  # type: ignore[no-untyped-def]
     try:
         container = Container.create(ctx.root, container_id, str(o["bundle"] or "."), opts,
                                      pid_file=o["pid_file"])  # type: ignore[arg-type]
+        show_warnings("run", container.warnings, ctx)
         master = -1
         if listener is not None:
             from nsbox.process.tty import receive_master

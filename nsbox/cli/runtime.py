@@ -22,3 +22,15 @@ def count(value: object, option: str) -> int:
     if n < 0:
         raise UsageError(f"{option} takes a number of 0 or more")
     return n
+
+
+def show_warnings(verb: str, warnings: list[str], ctx) -> None:  # type: ignore[no-untyped-def]
+    """One stderr line per warning (and a "warning" entry in --log)."""
+    import sys
+
+    for text in warnings:
+        sys.stderr.write(f"nsbox: {verb}: warning: {text}\n")
+        if ctx.log:
+            from nsbox.cli.main import log_line
+
+            log_line(str(ctx.log), ctx.log_format, "warning", f"{verb}: {text}")

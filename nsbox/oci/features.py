@@ -46,7 +46,21 @@ def unsupported(spec: object, sys_root: str = "/sys") -> tuple[str, str] | None:
         if not os.path.isdir(f"{sys_root}/fs/selinux"):
             return "process.selinuxLabel", "SELinux is not enabled on this host"
         return "process.selinuxLabel", "SELinux labels are not supported by nsbox yet"
-    if spec.linux.seccomp is not None:  # type: ignore[attr-defined]
-        return "linux.seccomp", ("seccomp filters are not supported by nsbox yet; the container would run "
-                                 "unconfined (remove the section to accept that)")
     return None
+
+
+def not_applied(spec: object) -> list[str]:
+    """Settings nsbox accepts but does not apply yet, as warnings to show.
+
+    linux.seccomp is here rather than an error because every client sends
+    a profile (docker's default, in podman's configs and in runtime-tools'),
+    and refusing it would refuse every container; the warning says the
+    container runs without that filter.
+    """
+    warnings = []
+    linux = spec.linux  # type: ignore[attr-defined]
+    if linux.seccomp is not None:
+        warnings.append("linux.seccomp is not applied yet: the container runs without a seccomp filter")
+    if linux.resources or linux.cgroups_path:
+        warnings.append("linux.resources and cgroupsPath are not applied yet: no cgroup limits")
+    return warnings
