@@ -60,6 +60,7 @@ from nsbox._sys.consts import (
     flag_names,
 )
 from nsbox._sys.mount import mount
+from nsbox.mountinfo import MountInfo, parse_mountinfo  # noqa: F401 - used here and re-exported
 from nsbox.oci.spec import SpecError
 from nsbox.rootfs.options import MountOptions, parse_mount_options
 from nsbox.rootfs.safepath import Root, clean, mount_target, open_no_follow, proc_fd
@@ -202,43 +203,6 @@ def format_mount_label(data: str, label: str | None) -> str:
 
 def _selinux_enabled() -> bool:
     return os.path.exists("/sys/fs/selinux/enforce")
-
-
-class MountInfo:
-    """One line of /proc/PID/mountinfo."""
-
-    __slots__ = ("mount_id", "parent_id", "root", "mountpoint", "options", "fstype", "source", "super_options")
-
-    def __init__(self, line: str) -> None:
-        left, _, right = line.partition(" - ")
-        f = left.split()
-        r = right.split()
-        self.mount_id = int(f[0])
-        self.parent_id = int(f[1])
-        self.root = _unescape(f[3])
-        self.mountpoint = _unescape(f[4])
-        self.options = f[5]
-        self.fstype = r[0] if r else ""
-        self.source = _unescape(r[1]) if len(r) > 1 else ""
-        self.super_options = r[2] if len(r) > 2 else ""
-
-
-def _unescape(s: str) -> str:
-    if "\\" not in s:
-        return s
-    out, i = [], 0
-    while i < len(s):
-        if s[i] == "\\" and s[i + 1:i + 4].isdigit() and len(s[i + 1:i + 4]) == 3:
-            out.append(chr(int(s[i + 1:i + 4], 8)))
-            i += 4
-        else:
-            out.append(s[i])
-            i += 1
-    return "".join(out)
-
-
-def parse_mountinfo(text: str) -> list[MountInfo]:
-    return [MountInfo(line) for line in text.splitlines() if line.strip()]
 
 
 def parse_proc_cgroup(text: str) -> dict[str, str]:

@@ -25,6 +25,7 @@ from __future__ import annotations
 
 import os
 
+from nsbox.mountinfo import unescape
 from nsbox.errors import ProcessNotFound
 from nsbox.namespaces import Namespace, NamespaceType, namespaces_of
 
@@ -297,23 +298,8 @@ def nsfs_mounts(proc: str = "/proc") -> list[tuple[int, str, str]]:
             continue
         ns = int(rest[:-1])
         if ns not in found:
-            found[ns] = (ns, type, _unescape(fields[4]))
+            found[ns] = (ns, type, unescape(fields[4]))
     return list(found.values())
-
-
-def _unescape(field: str) -> str:
-    """mountinfo escapes space, tab, newline and backslash as \\ooo."""
-    if "\\" not in field:
-        return field
-    out, i = [], 0
-    while i < len(field):
-        if field[i] == "\\" and field[i + 1:i + 4].isdigit():
-            out.append(chr(int(field[i + 1:i + 4], 8)))
-            i += 4
-        else:
-            out.append(field[i])
-            i += 1
-    return "".join(out)
 
 
 def kernel_relations(info: NsInfo) -> tuple[int | None, int | None]:
