@@ -19,7 +19,8 @@ from nsbox._sys.consts import (
 )
 from nsbox._sys import fs
 from nsbox._sys.mount import mount, pivot_root, umount2
-from nsbox.rootfs.mounts import LOCK_FLAGS, parse_mountinfo, statfs_to_mount_flags
+from nsbox.mountinfo import parse_mountinfo
+from nsbox.rootfs.mounts import LOCK_FLAGS, statfs_to_mount_flags
 
 #: What / becomes before anything is mounted, unless linux.rootfsPropagation
 #: says otherwise: slave, so host mounts still reach us but nothing we mount
