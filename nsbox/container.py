@@ -94,6 +94,8 @@ class Container:
                 "start_time": process_start_time(pid),
                 "created": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
                 "owner": os.getuid(),
+                # so start and delete parse the config only when they have hooks to run
+                "hooks": [phase for phase, hooks in spec.hooks.items() if hooks],
             }
             d.write(record)
             if pid_file:
@@ -136,7 +138,8 @@ class Container:
         status = self.status()
         if status != CREATED:
             raise InvalidState(f"cannot start a container that is {status}")
-        spec = self.spec()  # before the fifo: a failure here must leave the container created
+        # the hooks' spec is read before the fifo: a failure must leave the container created
+        spec = self.spec() if self._has_hooks("poststart") else None
         try:
             fd = os.open(self.dir.fifo, os.O_WRONLY | os.O_NONBLOCK | os.O_CLOEXEC)
         except OSError as e:  # ENXIO: no reader, init died after we looked
@@ -146,7 +149,7 @@ class Container:
         finally:
             os.close(fd)
         os.unlink(self.dir.fifo)
-        if spec.hooks["poststart"]:
+        if spec is not None:
             from nsbox.process.hooks import run_hooks
 
             # poststart failures are the caller's to log; the container runs on
@@ -212,10 +215,11 @@ class Container:
             self.signal(9, all_processes=True)
             self._wait_stopped()
         spec = None
-        try:
-            spec = self.spec()
-        except NsboxError:
-            pass  # the bundle may be gone already; delete must still clean up
+        if self._has_hooks("poststop"):
+            try:
+                spec = self.spec()
+            except NsboxError:
+                pass  # the bundle may be gone already; delete must still clean up
         self.dir.remove()
         if spec is not None and spec.hooks["poststop"]:
             from nsbox.process.hooks import HookError, run_hooks
@@ -225,6 +229,10 @@ class Container:
                     self.id, STOPPED, 0, self.bundle, spec.annotations)))
             except HookError:
                 pass  # the spec: a failing poststop hook is logged, not fatal
+
+    def _has_hooks(self, phase: str) -> bool:
+        hooks = self.record.get("hooks")
+        return not isinstance(hooks, list) or phase in hooks  # an old record: look
 
     def _wait_stopped(self, timeout: float = 10.0) -> None:
         deadline = time.monotonic() + timeout

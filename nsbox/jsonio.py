@@ -36,7 +36,11 @@ _scan = _json.make_scanner(_Context())
 
 def loads(data: str | bytes) -> object:
     """Parse one JSON document; ValueError (with the position) when it is not one."""
-    text = data.decode("utf-8-sig") if isinstance(data, (bytes, bytearray)) else data
+    if isinstance(data, (bytes, bytearray)):
+        # by hand: the utf-8-sig codec is a module import of its own
+        text = (data[3:] if data[:3] == b"\xef\xbb\xbf" else data).decode("utf-8")
+    else:
+        text = data
     start = len(text) - len(text.lstrip(_WHITESPACE))
     try:
         value, end = _scan(text, start)

@@ -81,7 +81,7 @@ def _wants_terminal(bundle: str) -> bool:
 
 def poll_for(pid: int) -> int | None:
     """init's exit status if it has exited (reaping other orphans), else None."""
-    from nsbox.toolkit.launch import exit_status
+    from nsbox.process.status import exit_status
 
     while True:
         try:
@@ -98,7 +98,7 @@ def wait_for(pid: int) -> int:
     """Wait for init, reaping any other orphan that reaches us meanwhile;
     signals sent to nsbox are passed on to init."""
     from nsbox._sys import signals
-    from nsbox.toolkit.launch import exit_status
+    from nsbox.process.status import exit_status
 
     def forward(signum: int, _frame: object) -> None:
         try:

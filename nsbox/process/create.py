@@ -49,6 +49,7 @@ from nsbox._sys.consts import CLONE_NEWNS, CLONE_NEWUSER, NAMESPACE_TYPES, PR_SE
 from nsbox.errors import NsboxError
 from nsbox.oci.spec import SpecError
 from nsbox.process.channel import Channel
+from nsbox.process.init import container_init, preload, run_phase  # before fork: stage 1 inherits them
 
 TYPE_CHECKING = False
 if TYPE_CHECKING:
@@ -135,8 +136,6 @@ def launch(spec: Spec, fifo: str, state_for_hooks: Callable[[int], bytes],
             else:
                 seen_prestart = True
         state = state_for_hooks(init_pid)
-        from nsbox.process.init import run_phase
-
         run_phase(spec, "prestart", state)
         run_phase(spec, "createRuntime", state)
         runtime.send("prestart-done", state)
@@ -174,8 +173,6 @@ def _write_maps(spec: Spec, pid: int) -> None:
 
 def _stage1(spec: Spec, chan: Channel, fifo_fd: int, join: list[tuple[int, str]], new: int,
             opts: LaunchOptions, console: socket.socket | None) -> None:
-    from nsbox.process.init import preload
-
     # Before any namespace changes what we can read: in a user namespace the
     # host's Python library (owned by the host's root) may be out of reach.
     preload(hooks=any(spec.hooks.values()), terminal=console is not None)
@@ -206,8 +203,6 @@ def _stage1(spec: Spec, chan: Channel, fifo_fd: int, join: list[tuple[int, str]]
     in_userns = bool(new & CLONE_NEWUSER) or any(flag == CLONE_NEWUSER for flag, _ in join)
     init = _proc.fork()
     if init == 0:
-        from nsbox.process.init import container_init
-
         _proc.set_name("nsbox:[init]")  # what ps shows for a parked container
         try:
             container_init(spec, chan, fifo_fd, opts, in_userns, console)

@@ -24,6 +24,7 @@ from nsbox._sys.consts import (
 )
 from nsbox.errors import ExecError, NamespaceError
 from nsbox.process import errpipe
+from nsbox.process.status import exit_status
 from nsbox.userns import IdMap, write_id_maps, write_id_maps_setuid_helpers
 
 # Signals a terminal sends to the whole foreground process group: the child
@@ -127,13 +128,6 @@ def persist_namespace(pid: int, flag: int, path: str) -> None:
     if not os.path.exists(path):
         os.close(os.open(path, os.O_RDONLY | os.O_CREAT | os.O_CLOEXEC, 0o444))
     _mount.mount(f"/proc/{pid}/ns/{name}", path, None, MS_BIND)
-
-
-def exit_status(status: int) -> int:
-    """A wait status as a shell reports it: the exit code, or 128+N for signal N."""
-    if os.WIFSIGNALED(status):
-        return 128 + os.WTERMSIG(status)
-    return os.waitstatus_to_exitcode(status)
 
 
 def fork_and_wait(become: Callable[[], None], kill_child: int | None = None) -> int:
