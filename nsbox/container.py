@@ -17,11 +17,12 @@ import os
 import time
 
 from nsbox.errors import ExecError, NsboxError
-from nsbox.oci.state import CREATED, CREATING, RUNNING, STOPPED, oci_state, to_json
+from nsbox.oci.state import CREATED, CREATING, PAUSED, RUNNING, STOPPED, oci_state, to_json
 from nsbox.state import ContainerNotFound, InvalidState, StateDir, is_alive, process_start_time, write_atomic
 
 TYPE_CHECKING = False
 if TYPE_CHECKING:
+    from nsbox.cgroups import Cgroup
     from nsbox.process.create import LaunchOptions
 
 
@@ -58,10 +59,10 @@ class Container:
                pid_file: str | None = None) -> Container:
         """Parse the bundle, launch init and leave it parked; nothing is left
         behind when any step fails."""
+        from nsbox.cgroups import Cgroup
         from nsbox.oci import spec as oci_spec
-        from nsbox.process.create import launch
-
         from nsbox.oci.features import not_applied, unsupported
+        from nsbox.process.create import launch
 
         bundle = os.path.abspath(bundle)
         # everything is checked before anything is made: a bad bundle leaves nothing
@@ -73,7 +74,9 @@ class Container:
         if refused is not None:
             raise oci_spec.SpecError(*refused)
         warnings = not_applied(spec)
+        cgroup = Cgroup.for_container(spec.linux.cgroups_path, container_id)
         d = StateDir.create(root, container_id)
+        made_cgroup = False
         try:
             # The config as it was at create: the spec says later edits of the
             # bundle's config.json must not affect the container.
@@ -84,8 +87,11 @@ class Container:
             def hook_state(pid: int) -> bytes:
                 return to_json(oci_state(container_id, CREATING, pid, bundle, annotations))
 
+            made_cgroup = True
+            cgroup.create()
+            cgroup.apply(spec.linux.resources, linux_devices=spec.linux.devices)
             try:
-                pid = launch(spec, d.fifo, hook_state, opts)
+                pid = launch(spec, d.fifo, hook_state, opts, cgroup)
             except ExecError as e:
                 # the program is missing: for the runtime that is a failed create (exit 1), as in runc
                 raise NsboxError(str(e)) from None
@@ -96,11 +102,15 @@ class Container:
                 "owner": os.getuid(),
                 # so start and delete parse the config only when they have hooks to run
                 "hooks": [phase for phase, hooks in spec.hooks.items() if hooks],
+                "cgroup": cgroup.to_record(),
             }
             d.write(record)
             if pid_file:
                 write_atomic(os.path.abspath(pid_file), str(pid).encode())
         except BaseException:
+            if made_cgroup:
+                _kill_all_in(cgroup)
+                cgroup.destroy()
             d.remove()
             raise
         container = cls(d, record)
@@ -113,9 +123,20 @@ class Container:
         start = self.record.get("start_time")
         return isinstance(start, int) and is_alive(self.pid, start)
 
+    def cgroup(self) -> Cgroup | None:
+        record = self.record.get("cgroup")
+        if not isinstance(record, dict):
+            return None
+        from nsbox.cgroups import Cgroup
+
+        return Cgroup.from_record(record)
+
     def status(self) -> str:
         if not self.alive():
             return STOPPED
+        cgroup = self.cgroup()
+        if cgroup is not None and cgroup.frozen():
+            return PAUSED
         if os.path.exists(self.dir.fifo):
             return CREATED
         return RUNNING
@@ -181,10 +202,11 @@ class Container:
                 os.close(pidfd)
 
     def processes(self) -> list[int]:
-        """Host pids of the container's processes: those in init's PID namespace.
-
-        (With the cgroups work this becomes the container's cgroup.)
-        """
+        """Host pids of the container's processes: those in its cgroup (sub-cgroups
+        included), or for an old record without one, those in init's PID namespace."""
+        cgroup = self.cgroup()
+        if cgroup is not None:
+            return sorted(cgroup.pids())
         if not self.alive():
             return []
         try:
@@ -206,11 +228,38 @@ class Container:
                 pids.append(int(name))
         return sorted(pids)
 
+    def pause(self) -> None:
+        status = self.status()
+        if status not in (RUNNING, CREATED):
+            raise InvalidState(f"cannot pause a container that is {status}")
+        self._require_cgroup("pause").freeze()
+
+    def resume(self) -> None:
+        status = self.status()
+        if status != PAUSED:
+            raise InvalidState(f"cannot resume a container that is {status}")
+        self._require_cgroup("resume").thaw()
+
+    def update(self, resources: dict[str, object]) -> None:
+        if self.status() == STOPPED:
+            raise InvalidState("cannot update a stopped container")
+        self._require_cgroup("update").update(resources)
+
+    def _require_cgroup(self, verb: str) -> Cgroup:
+        cgroup = self.cgroup()
+        if cgroup is None:
+            raise InvalidState(f"cannot {verb}: this container has no cgroup")
+        return cgroup
+
     def delete(self, force: bool = False) -> None:
         status = self.status()
-        if status == RUNNING and not force:
-            raise InvalidState("cannot delete a running container (stop it, or use delete --force)")
-        if status != STOPPED:
+        if status in (RUNNING, PAUSED) and not force:
+            raise InvalidState(f"cannot delete a {status} container (stop it, or use delete --force)")
+        cgroup = self.cgroup()
+        if cgroup is not None:
+            _kill_all_in(cgroup)  # also what a stopped init left behind, when it had no PID namespace
+            self._wait_stopped()
+        elif status != STOPPED:
             # created (never started) or forced: the spec says delete kills it
             self.signal(9, all_processes=True)
             self._wait_stopped()
@@ -220,6 +269,8 @@ class Container:
                 spec = self.spec()
             except NsboxError:
                 pass  # the bundle may be gone already; delete must still clean up
+        if cgroup is not None:
+            cgroup.destroy()
         self.dir.remove()
         if spec is not None and spec.hooks["poststop"]:
             from nsbox.process.hooks import HookError, run_hooks
@@ -240,6 +291,26 @@ class Container:
             if time.monotonic() > deadline:
                 raise NsboxError(f"container {self.id}: init {self.pid} did not die within {timeout:.0f} s")
             time.sleep(0.005)
+
+
+def _kill_all_in(cgroup: Cgroup, timeout: float = 10.0) -> None:
+    """SIGKILL every process of *cgroup*, frozen first so none can fork a new
+    one meanwhile; returns once it is empty."""
+    deadline = time.monotonic() + timeout
+    while True:
+        pids = cgroup.pids()
+        if not pids:
+            return
+        cgroup.freeze()
+        for pid in cgroup.pids():
+            try:
+                os.kill(pid, 9)
+            except ProcessLookupError:
+                pass
+        cgroup.thaw()  # SIGKILL is delivered as the tasks thaw
+        if time.monotonic() > deadline:
+            raise NsboxError(f"processes {pids} survived SIGKILL for {timeout:.0f} s")
+        time.sleep(0.002)
 
 
 def list_containers(root: str) -> list[Container]:

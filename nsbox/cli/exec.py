@@ -55,7 +55,7 @@ def run(argv: list[str], ctx) -> int:  # type: ignore[no-untyped-def]
     if not detach:
         _proc.prctl(PR_SET_CHILD_SUBREAPER, 1)
     pid = exec_in(container.pid, process, count(o["preserve_fds"], "--preserve-fds"),
-                  o["console_socket"])  # type: ignore[arg-type]
+                  o["console_socket"], container.cgroup())  # type: ignore[arg-type]
     if o["pid_file"]:
         write_atomic(os.path.abspath(str(o["pid_file"])), str(pid).encode())
     if detach:

@@ -20,7 +20,7 @@ def features() -> dict[str, object]:
         "linux": {
             "namespaces": list(NAMESPACE_NAMES),
             "capabilities": list(NAMES),
-            "cgroup": {"v1": False, "v2": False, "systemd": False, "systemdUser": False, "rdma": False},
+            "cgroup": {"v1": True, "v2": True, "systemd": False, "systemdUser": False, "rdma": True},
             "seccomp": {"enabled": False},
             "apparmor": {"enabled": False},
             "selinux": {"enabled": False},
@@ -58,9 +58,6 @@ def not_applied(spec: object) -> list[str]:
     container runs without that filter.
     """
     warnings = []
-    linux = spec.linux  # type: ignore[attr-defined]
-    if linux.seccomp is not None:
+    if spec.linux.seccomp is not None:  # type: ignore[attr-defined]
         warnings.append("linux.seccomp is not applied yet: the container runs without a seccomp filter")
-    if linux.resources or linux.cgroups_path:
-        warnings.append("linux.resources and cgroupsPath are not applied yet: no cgroup limits")
     return warnings

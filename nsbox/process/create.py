@@ -5,7 +5,11 @@
     runtime (nsbox create)           stage 1 (fork of the runtime)     init (fork of stage 1)
     ----------------------           -----------------------------     ----------------------
     open exec.fifo O_RDWR
-    socketpair, fork ------------->  not dumpable
+    cgroups: create, apply limits
+    pipes, fork ------------------>  not dumpable
+    put stage 1 into the cgroups
+        ---------------- "go" ---->  (now init will be born inside them, and a
+                                     new cgroup namespace is rooted there)
                                      setns into linux.namespaces paths
                                      (user first)
                                      unshare(CLONE_NEWUSER)
@@ -56,6 +60,8 @@ if TYPE_CHECKING:
     import socket
     from collections.abc import Callable
 
+    from nsbox.cgroups import Cgroup
+
     from nsbox.oci.spec import Spec
 
 _FLAGS = dict(NAMESPACE_TYPES)
@@ -89,11 +95,12 @@ def namespace_plan(spec: Spec) -> tuple[list[tuple[int, str]], int]:
 
 
 def launch(spec: Spec, fifo: str, state_for_hooks: Callable[[int], bytes],
-           opts: LaunchOptions) -> int:
+           opts: LaunchOptions, cgroup: Cgroup | None = None) -> int:
     """Run the handshake; returns init's pid (in our PID namespace) once init is parked.
 
-    *state_for_hooks(pid)* gives the state JSON the hooks read.  On failure,
-    init is killed before the error is raised.
+    *state_for_hooks(pid)* gives the state JSON the hooks read.  *cgroup*,
+    created and limited by the caller, receives stage 1 before it makes any
+    namespace.  On failure, init is killed before the error is raised.
     """
     join, new = namespace_plan(spec)
     console = None
@@ -121,6 +128,9 @@ def launch(spec: Spec, fifo: str, state_for_hooks: Callable[[int], bytes],
     init_pid = 0
     stage1_reaped = False
     try:
+        if cgroup is not None:
+            cgroup.add(stage1)
+        runtime.send("go")
         # (1) and (2); stage 1 says "pid" after its fork, and init may reach
         # "prestart" before that message is written: take them in any order
         seen_prestart = False
@@ -181,6 +191,7 @@ def _stage1(spec: Spec, chan: Channel, fifo_fd: int, join: list[tuple[int, str]]
     # ptrace us or open /proc/<init>/exe, which is the host's interpreter
     # (the CVE-2019-5736 class).  Inherited by init across fork.
     _proc.prctl(PR_SET_DUMPABLE, 0)
+    chan.recv("go")  # we are in the container's cgroups now
     if join:
         from nsbox.namespaces import join as join_namespaces
 

@@ -4,7 +4,8 @@
 
     runtime (nsbox exec)          stage 1 (fork)                  the process (fork of stage 1)
     --------------------          --------------                  -----------------------------
-    socketpair, fork --------->   not dumpable
+    pipes, fork -------------->   not dumpable
+    into the cgroups; "go" --->
                                   join init's namespaces through
                                   a pidfd (user first, atomically)
                                   fork ------------------------->  in the container's PID ns
@@ -29,11 +30,13 @@ TYPE_CHECKING = False
 if TYPE_CHECKING:
     import socket
 
+    from nsbox.cgroups import Cgroup
     from nsbox.oci.spec import Process
 
 
-def exec_in(init_pid: int, process: Process, preserve_fds: int = 0, console_socket: str | None = None) -> int:
-    """Start *process* in the namespaces of *init_pid*; returns its pid once it has exec'd."""
+def exec_in(init_pid: int, process: Process, preserve_fds: int = 0, console_socket: str | None = None,
+            cgroup: Cgroup | None = None) -> int:
+    """Start *process* in the namespaces (and *cgroup*) of *init_pid*; returns its pid once it has exec'd."""
     console = None
     if process.terminal:
         from nsbox.oci.spec import SpecError
@@ -58,6 +61,9 @@ def exec_in(init_pid: int, process: Process, preserve_fds: int = 0, console_sock
         console.close()
     pid = 0
     try:
+        if cgroup is not None:
+            cgroup.add(stage1)  # before it forks: the process is born in the container's cgroups
+        runtime.send("go")
         # stage 1 says "pid" after its fork, and the process says "ready"
         # on its own: either may come first
         tag, payload = runtime.recv_tagged("pid", "ready")
@@ -104,6 +110,7 @@ def _stage1(init_pid: int, files: list[tuple[int, str]], process: Process, chan:
 
     preload(terminal=console is not None)  # the host's Python library is out of reach once we join the mount namespace
     _proc.prctl(PR_SET_DUMPABLE, 0)  # CVE-2019-5736: nothing inside may reach us until execve
+    chan.recv("go")
     join(files, init_pid)
     child = _proc.fork()
     if child == 0:

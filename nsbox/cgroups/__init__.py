@@ -1,0 +1,32 @@
+"""A container's cgroups on cgroup v1, v2 and hybrid hosts (the cgroupfs driver).
+
+When the runtime calls what::
+
+    create   Cgroup.for_container(linux.cgroupsPath, id)
+             .create()                 mkdir in every hierarchy
+             .apply(linux.resources)   every limit, before any process is inside
+             fork stage 1
+             .add(stage1_pid)          BEFORE stage 1 unshares CLONE_NEWCGROUP:
+                                       the new cgroup namespace is rooted at the
+                                       cgroup its creator is in, and everything it
+                                       forks (init) is born inside the limits
+             state.json <- .to_record()
+    later    Cgroup.from_record(state["cgroup"])
+    exec     .add(stage1_pid) before it joins the container's cgroup namespace
+    ps/kill  .pids()                   the container's processes, sub-cgroups included
+    pause    .freeze() / .thaw(); state: .frozen() -> "paused"
+    update   .update(resources)        only the given fields change
+    events   .stats(), .oom_count()
+    delete   kill every process of .pids(), wait for them, then .destroy()
+
+Modules: layout (which hierarchies, where the container goes), resources
+(linux.resources parsed and checked), v1 / v2 (fields -> files), convert
+(v1 numbers -> v2), devices, tree (mkdir/rmdir/walk), freezer, stats.
+"""
+
+from __future__ import annotations
+
+from nsbox.cgroups.cgroup import Cgroup
+from nsbox.cgroups.errors import CgroupError
+
+__all__ = ["Cgroup", "CgroupError"]

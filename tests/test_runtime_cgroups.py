@@ -1,0 +1,152 @@
+"""Limits that hold: the runtime's cgroups on this host, observed by effect."""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import time
+
+import pytest
+
+from conftest import requires_root
+from nsbox.testing.bundle import read_config, write_config
+from test_runtime import Runtime, _linux, rt  # noqa: F401 - the fixture
+
+pytestmark = requires_root
+
+
+def cgroup_dirs(name: str) -> list[str]:
+    found = []
+    for top, dirs, _ in os.walk("/sys/fs/cgroup"):
+        for d in dirs:
+            if name in d:
+                found.append(os.path.join(top, d))
+    return found
+
+
+def hierarchies_with(path: str) -> list[str]:
+    """The cgroup hierarchies in which *path* exists."""
+    return [h for h in os.listdir("/sys/fs/cgroup") if os.path.isdir(f"/sys/fs/cgroup/{h}{path}")]
+
+
+def utime(pid: int) -> int:
+    with open(f"/proc/{pid}/stat") as f:
+        return int(f.read().rsplit(")", 1)[1].split()[11])
+
+
+def with_resources(resources: dict, **extra) -> dict:
+    linux = _linux()
+    linux["resources"] = resources
+    linux.update(extra)
+    return {"linux": linux}
+
+
+def test_default_cgroup_path_and_removal(rt):  # noqa: F811
+    cid = f"cgpath{os.getpid()}"
+    b = rt.bundle(["sleep", "60"])
+    spec = read_config(b)
+    del spec["linux"]["cgroupsPath"]
+    write_config(b, spec)
+    rt("create", "--bundle", b, cid, check=True, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    pid = rt.state(cid)["pid"]
+    with open(f"/proc/{pid}/cgroup") as f:
+        lines = f.read().splitlines()
+    memory = next(line for line in lines if ":memory:" in line)
+    assert memory.endswith(f"/nsbox/{cid}")
+    assert cgroup_dirs(cid)
+    rt("delete", "--force", cid, check=True)
+    assert cgroup_dirs(cid) == []
+
+
+def test_memory_limit_oom_kills(rt):  # noqa: F811
+    # awk doubles a string past 100 MiB of anonymous memory: under a 32 MiB
+    # limit the OOM killer ends it (SIGKILL: 137), while the shell survives
+    grow = "busybox awk 'BEGIN { s = \"x\"; while (length(s) < 100 * 1024 * 1024) s = s s; print length(s) }'"
+    status, out, err = rt.run(["sh", "-c", f"{grow}; echo awk exit $?"],
+                              **with_resources({"memory": {"limit": 32 << 20}}))
+    assert status == 0, err
+    assert out.strip().splitlines()[-1] == "awk exit 137", out
+    unlimited, out2, err2 = rt.run(["sh", "-c", f"{grow} >/dev/null; echo awk exit $?"])
+    assert out2.strip() == "awk exit 0", err2
+
+
+def test_pids_limit(rt):  # noqa: F811
+    # 20 tasks: the shell's 19 sleeps, then the shell becomes the 20th
+    rt.create("forky", ["sh", "-c", "for i in $(seq 19); do sleep 10 & done; exec sleep 10"],
+              **with_resources({"pids": {"limit": 20}}))
+    rt("start", "forky", check=True)
+    pid = rt.state("forky")["pid"]
+    with open(f"/proc/{pid}/cgroup") as f:
+        path = next(line for line in f.read().splitlines() if ":pids:" in line).split(":", 2)[2]
+    deadline = time.monotonic() + 10
+    while int(open(f"/sys/fs/cgroup/pids{path}/pids.current").read()) < 20 and time.monotonic() < deadline:
+        time.sleep(0.05)
+    assert int(open(f"/sys/fs/cgroup/pids{path}/pids.current").read()) == 20
+    # the 21st: a process forked into the container's cgroup cannot be born
+    r = rt("exec", "forky", "true")
+    assert r.returncode == 1 and "Resource temporarily unavailable" in r.stderr, r.stderr
+
+
+def test_pause_resume_and_state(rt):  # noqa: F811
+    rt.create("busy", ["sh", "-c", "while :; do :; done"])
+    rt("start", "busy", check=True)
+    pid = rt.state("busy")["pid"]
+    time.sleep(0.3)
+    rt("pause", "busy", check=True)
+    assert rt.state("busy")["status"] == "paused"
+    before = utime(pid)
+    time.sleep(0.5)
+    assert utime(pid) == before
+    rt("resume", "busy", check=True)
+    assert rt.state("busy")["status"] == "running"
+    time.sleep(0.5)
+    assert utime(pid) > before
+    r = rt("resume", "busy")
+    assert r.returncode == 1 and "cannot resume a container that is running" in r.stderr
+
+
+def test_update_memory_without_restart(rt, tmp_path):  # noqa: F811
+    rt.create("upd", ["sleep", "60"], **with_resources({"memory": {"limit": 64 << 20}}))
+    rt("start", "upd", check=True)
+    pid = rt.state("upd")["pid"]
+    with open(f"/proc/{pid}/cgroup") as f:
+        path = next(line for line in f.read().splitlines() if ":memory:" in line).split(":", 2)[2]
+    limit_file = f"/sys/fs/cgroup/memory{path}/memory.limit_in_bytes"
+    assert int(open(limit_file).read()) == 64 << 20
+    rt("update", "--memory", "128m", "upd", check=True)
+    assert int(open(limit_file).read()) == 128 << 20
+    (tmp_path / "r.json").write_text(json.dumps({"memory": {"limit": 96 << 20}, "pids": {"limit": 50}}))
+    rt("update", "--resources", str(tmp_path / "r.json"), "upd", check=True)
+    assert int(open(limit_file).read()) == 96 << 20
+
+
+def test_ps_and_kill_all_use_the_cgroup(rt):  # noqa: F811
+    rt.create("tree", ["sh", "-c", "sleep 60 & sleep 60 & wait"])
+    rt("start", "tree", check=True)
+    time.sleep(0.2)
+    pids = json.loads(rt("ps", "--format", "json", "tree", check=True).stdout)
+    assert len(pids) == 3
+    rt("kill", "--all", "tree", "KILL", check=True)
+    rt.wait_status("tree", "stopped")
+    path = read_config(rt.tmp / f"bundle{rt.count}")["linux"]["cgroupsPath"]
+    assert hierarchies_with(path)
+    rt("delete", "tree", check=True)
+    assert hierarchies_with(path) == []
+
+
+def test_events_stats(rt):  # noqa: F811
+    rt.create("ev", ["sleep", "60"], **with_resources({"memory": {"limit": 64 << 20}, "pids": {"limit": 100}}))
+    r = rt("events", "--stats", "ev", check=True)
+    event = json.loads(r.stdout)
+    assert event["type"] == "stats" and event["id"] == "ev"
+    assert event["data"]["memory"]["usage"]["limit"] == 64 << 20
+    assert event["data"]["pids"]["limit"] == 100 and event["data"]["pids"]["current"] >= 1
+
+
+def test_a_limit_the_host_refuses_fails_create_and_leaves_nothing(rt):  # noqa: F811
+    b = rt.bundle(["true"], **with_resources({"cpu": {"cpus": "9999"}}))
+    r = rt("create", "--bundle", b, "badcpu")
+    assert r.returncode == 1 and "cpuset" in r.stderr and r.stderr.count("\n") == 1
+    assert hierarchies_with(read_config(b)["linux"]["cgroupsPath"]) == []
+    assert not os.path.exists(os.path.join(rt.root, "badcpu"))
