@@ -90,6 +90,7 @@ class Container:
             made_cgroup = True
             cgroup.create()
             cgroup.apply(spec.linux.resources, linux_devices=spec.linux.devices)
+            warnings += cgroup.warnings
             try:
                 pid = launch(spec, d.fifo, hook_state, opts, cgroup)
             except ExecError as e:

@@ -158,3 +158,23 @@ def in_child(fn, *args):
     if not ok:
         raise value
     return value
+
+
+@pytest.fixture(scope="session", autouse=True)
+def _remove_cgroup_parents_we_caused():
+    """Containers' cgroups are removed by delete; their shared parents stay
+    (as with runc).  At the end of the run, remove the ones this run caused
+    when they are empty: /nsbox (the default parent) and /nsbox-rt-<pid>."""
+    yield
+    root = "/sys/fs/cgroup"
+    if not os.path.isdir(root) or os.geteuid() != 0:
+        return
+    names = {"nsbox", f"nsbox-rt-{os.getpid()}"}
+    for top, dirs, _ in os.walk(root, topdown=False):
+        for d in dirs:
+            path = os.path.join(top, d)
+            if any(part in names for part in os.path.relpath(path, root).split("/")[1:]):
+                try:
+                    os.rmdir(path)
+                except OSError:
+                    pass  # not empty: another run's container, or a leak the tests report

@@ -16,8 +16,8 @@ Which controller serves a linux.resources section::
 
 A v1 hierarchy holding the controller wins; otherwise the v2 tree, when it
 has the controller (on a hybrid host that is how hugetlb can be v2's).
-Sections are applied in runc's order (cpuset before the rest, so that the
-memory nodes exist; unified last, so that raw values override).
+Sections are applied in runc's order: cpuset first, unified last (so that
+raw v2 values override the translated ones, as runc and crun do).
 """
 
 from __future__ import annotations

@@ -9,8 +9,9 @@ What a field *means* is decided here once, for v1 and v2 alike:
   be harmful or meaningless: memory ``limit``/``reservation``/``swap`` (a 0
   byte limit would OOM-kill at once), cpu ``shares``/``quota``/``period``/
   ``realtime*``, blockIO ``weight``/``leafWeight``.  -1 means unlimited.
-* ``memory.kernel`` is deprecated (the kernel dropped kmem limits in 5.16 and
-  ignores writes); it is accepted and ignored, as runc does.
+* ``memory.kernel`` is deprecated (v1's memory.kmem.limit_in_bytes is
+  deprecated in the kernel and not enforced by recent ones); it is checked,
+  then ignored, as runc does.
 * Properties nsbox does not know are ignored: the runtime spec requires
   runtimes to ignore unknown properties (a newer client may send new ones).
 """
