@@ -47,3 +47,18 @@ def encode(path: str | bytes | None) -> bytes | None:
     if path is None or isinstance(path, bytes):
         return path
     return os.fsencode(path)
+
+
+def os_call(op: str, describe: str, path: str | None, fn, *args):  # type: ignore[no-untyped-def]
+    """Run a standard-library call that raises OSError (os.chroot, os.pidfd_open,
+    fcntl.ioctl...) under the same conventions as the ctypes wrappers: the
+    error names *op* and *path*; the trace line is *describe* and the result."""
+    try:
+        ret = fn(*args)
+    except OSError as e:
+        if trace.enabled:
+            trace.failure(describe, e.errno or 0)
+        raise OSError(e.errno, f"{op}: {os.strerror(e.errno or 0)}", path) from None
+    if trace.enabled:
+        trace.result(describe, 0 if ret is None else ret)
+    return ret

@@ -15,7 +15,7 @@ from nsbox._sys.consts import (
     NS_GET_USERNS,
     flag_names,
 )
-from nsbox._sys.libc import check, libc
+from nsbox._sys.libc import check, libc, os_call
 
 libc.unshare.argtypes = [ctypes.c_int]
 libc.setns.argtypes = [ctypes.c_int, ctypes.c_int]
@@ -44,14 +44,10 @@ def setns(fd: int, nstype: int = 0, path: str | None = None) -> None:
 def _ns_ioctl(fd: int, request: int, path: str | None, arg: object = None) -> int:
     import fcntl  # here, not at the top: the hot verbs never make these calls
 
-    try:
-        ret: int = fcntl.ioctl(fd, request) if arg is None else fcntl.ioctl(fd, request, arg)  # type: ignore[call-overload]
-    except OSError as e:
-        if trace.enabled:
-            trace.failure(f"ioctl({trace.quote(path) if path else fd}, {IOCTL_NAMES[request]})", e.errno)
-        raise OSError(e.errno, f"ioctl({IOCTL_NAMES[request]}): {os.strerror(e.errno)}", path) from None
-    if trace.enabled:
-        trace.result(f"ioctl({trace.quote(path) if path else fd}, {IOCTL_NAMES[request]})", ret)
+    name = IOCTL_NAMES[request]
+    args = (fd, request) if arg is None else (fd, request, arg)
+    ret: int = os_call(f"ioctl({name})", f"ioctl({trace.quote(path) if path else fd}, {name})", path,
+                       fcntl.ioctl, *args)
     return ret
 
 

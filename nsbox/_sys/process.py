@@ -9,7 +9,7 @@ import os
 
 from nsbox._sys import trace
 from nsbox._sys.consts import LINUX_CAPABILITY_VERSION_3, PRCTL_OPTION_NAMES
-from nsbox._sys.libc import SYS_PIDFD_SEND_SIGNAL, check, encode, libc
+from nsbox._sys.libc import SYS_PIDFD_SEND_SIGNAL, check, libc, os_call
 
 libc.sethostname.argtypes = [ctypes.c_char_p, ctypes.c_size_t]
 libc.setdomainname.argtypes = [ctypes.c_char_p, ctypes.c_size_t]
@@ -75,14 +75,7 @@ def capset(effective: int, permitted: int, inheritable: int) -> None:
 
 def pidfd_open(pid: int, flags: int = 0) -> int:
     """pidfd_open(2): a file descriptor that refers to process *pid*."""
-    try:
-        fd = os.pidfd_open(pid, flags)
-    except OSError as e:
-        if trace.enabled:
-            trace.failure(f"pidfd_open({pid}, {flags})", e.errno)
-        raise OSError(e.errno, f"pidfd_open: {os.strerror(e.errno)}", f"pid {pid}") from None
-    if trace.enabled:
-        trace.result(f"pidfd_open({pid}, {flags})", fd)
+    fd: int = os_call("pidfd_open", f"pidfd_open({pid}, {flags})", f"pid {pid}", os.pidfd_open, pid, flags)
     return fd
 
 
@@ -115,27 +108,16 @@ def execvpe(file: str, args: list[str], env: dict[str, str] | None = None) -> No
         raise OSError(e.errno, f"execve: {os.strerror(e.errno)}", file) from None
 
 
-def _plain(call: str, fn, arg, shown: str) -> None:  # type: ignore[no-untyped-def]
-    try:
-        fn(arg)
-    except OSError as e:
-        if trace.enabled:
-            trace.failure(f"{call}({shown})", e.errno)
-        raise OSError(e.errno, f"{call}: {os.strerror(e.errno)}", arg if isinstance(arg, str) else None) from None
-    if trace.enabled:
-        trace.result(f"{call}({shown})", 0)
-
-
 def chroot(path: str) -> None:
-    _plain("chroot", os.chroot, path, trace.quote(path))
+    os_call("chroot", f"chroot({trace.quote(path)})", path, os.chroot, path)
 
 
 def chdir(path: str) -> None:
-    _plain("chdir", os.chdir, path, trace.quote(path))
+    os_call("chdir", f"chdir({trace.quote(path)})", path, os.chdir, path)
 
 
 def fchdir(fd: int, path: str | None = None) -> None:
-    _plain("fchdir", os.fchdir, fd, path or str(fd))
+    os_call("fchdir", f"fchdir({path or fd})", None, os.fchdir, fd)
 
 
 def write_file(path: str, data: str) -> None:
@@ -158,14 +140,8 @@ def write_file(path: str, data: str) -> None:
 
 def open_ns(path: str) -> int:
     """Open a namespace file (``/proc/PID/ns/TYPE`` or a bind mount of one)."""
-    try:
-        fd = os.open(path, os.O_RDONLY | os.O_CLOEXEC)
-    except OSError as e:
-        if trace.enabled:
-            trace.failure(f"open({trace.quote(path)}, O_RDONLY|O_CLOEXEC)", e.errno)
-        raise OSError(e.errno, f"open: {os.strerror(e.errno)}", path) from None
-    if trace.enabled:
-        trace.result(f"open({trace.quote(path)}, O_RDONLY|O_CLOEXEC)", fd)
+    fd: int = os_call("open", f"open({trace.quote(path)}, O_RDONLY|O_CLOEXEC)", path,
+                      os.open, path, os.O_RDONLY | os.O_CLOEXEC)
     return fd
 
 
