@@ -105,6 +105,8 @@ class Container:
                 "hooks": [phase for phase, hooks in spec.hooks.items() if hooks],
                 "cgroup": cgroup.to_record(),
             }
+            if spec.linux.namespace("mount") is None:
+                record["host_mounts_under"] = os.path.realpath(spec.root_path)
             d.write(record)
             if pid_file:
                 write_atomic(os.path.abspath(pid_file), str(pid).encode())
@@ -112,6 +114,10 @@ class Container:
             if made_cgroup:
                 _kill_all_in(cgroup)
                 cgroup.destroy()
+            if spec.linux.namespace("mount") is None:
+                from nsbox.rootfs.pivot import unmount_under
+
+                unmount_under(os.path.realpath(spec.root_path))
             d.remove()
             raise
         container = cls(d, record)
@@ -272,6 +278,12 @@ class Container:
                 pass  # the bundle may be gone already; delete must still clean up
         if cgroup is not None:
             cgroup.destroy()
+        host_mounts = self.record.get("host_mounts_under")
+        if isinstance(host_mounts, str):
+            # no mount namespace: its mounts are the host's, under its rootfs
+            from nsbox.rootfs.pivot import unmount_under
+
+            unmount_under(host_mounts)
         self.dir.remove()
         if spec is not None and spec.hooks["poststop"]:
             from nsbox.process.hooks import HookError, run_hooks

@@ -539,10 +539,22 @@ def test_idmap_refused(bundle):
     assert r[:2] == ("error", "SpecError") and "mounts[0].options[1]" in r[3] and "not supported yet" in r[3], r
 
 
-def test_a_mount_namespace_is_required(bundle):
+def test_without_a_mount_namespace_root_is_entered_by_chroot(bundle):
+    # No mount namespace in the spec: the container shares its creator's (here
+    # the child's throwaway one), so "/" is neither pivoted nor moved: the
+    # rootfs is entered by chroot, with the spec's mounts made under it.
     spec = make_spec(bundle, namespaces=[{"type": "pid"}])
-    r = run(bundle, spec, lambda: "set up?!")
-    assert r[:2] == ("error", "SpecError") and "linux.namespaces" in r[3], r
+    rootfs = os.path.realpath(os.path.join(str(bundle), "rootfs"))
+
+    def observe():
+        with open("/proc/self/mountinfo") as f:
+            lines = f.read().splitlines()
+        # mount points read relative to our (chroot) root: the rootfs bind is "/"
+        points = [line.split()[4] for line in lines]
+        return sorted(os.listdir("/"))[:2], "/" in points and "/proc" in points, os.path.exists(rootfs)
+
+    # and the host path of the rootfs means nothing in here: we are chrooted
+    assert run(bundle, spec, observe) == (["bin", "dev"], True, False)
 
 
 # -- security -------------------------------------------------------------------------

@@ -583,3 +583,28 @@ def test_settings_nsbox_cannot_apply_are_errors(rt, section, value, message):
     r = rt("create", "--bundle", b, "refused")
     assert r.returncode == 1 and message in r.stderr and r.stderr.count("\n") == 1
     assert not os.path.exists(os.path.join(rt.root, "refused"))
+
+
+def test_no_namespaces_at_all_and_nothing_left_on_the_host(rt):
+    # linux.namespaces empty: the container inherits every namespace of the
+    # host, so its mounts are the host's, under its rootfs; delete detaches them
+    linux = _linux()
+    linux["namespaces"] = []
+    b = rt.bundle(["sh", "-c", "for t in uts ipc net pid mnt; do stat -L -c %i /proc/self/ns/$t; done; "
+                               "stat -c %t:%T /dev/null; exec sleep 60"], linux=linux)
+    spec = read_config(b)
+    spec.pop("hostname", None)
+    write_config(b, spec)
+    with open(rt.tmp / "inherit.out", "w") as out:
+        rt("create", "--bundle", b, "inherit", check=True, stdout=out, stderr=subprocess.DEVNULL)
+    rt("start", "inherit", check=True)
+    deadline = time.monotonic() + 10
+    while len(rt.output("inherit").split()) < 6 and time.monotonic() < deadline:
+        time.sleep(0.05)
+    lines = rt.output("inherit").split()
+    assert [int(x) for x in lines[:5]] == [os.stat(f"/proc/self/ns/{t}").st_ino
+                                           for t in ("uts", "ipc", "net", "pid", "mnt")]
+    assert lines[5] == "1:3"
+    assert _mounts_under(rt.rootfs)  # the host sees the container's mounts while it runs
+    rt("delete", "--force", "inherit", check=True)
+    assert _mounts_under(rt.rootfs) == []

@@ -49,7 +49,7 @@ import os
 
 from nsbox._sys import ns as _ns
 from nsbox._sys import process as _proc
-from nsbox._sys.consts import CLONE_NEWNS, CLONE_NEWUSER, NAMESPACE_TYPES, PR_SET_DUMPABLE
+from nsbox._sys.consts import CLONE_NEWUSER, NAMESPACE_TYPES, PR_SET_DUMPABLE
 from nsbox.errors import NsboxError
 from nsbox.oci.spec import SpecError
 from nsbox.process.channel import Channel
@@ -89,8 +89,6 @@ def namespace_plan(spec: Spec) -> tuple[list[tuple[int, str]], int]:
             join.append((flag, ns.path))
         else:
             new |= flag
-    if not new & CLONE_NEWNS and not any(flag == CLONE_NEWNS for flag, _ in join):
-        raise SpecError("linux.namespaces", "a mount namespace is required (add {\"type\": \"mount\"})")
     return join, new
 
 

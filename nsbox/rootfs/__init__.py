@@ -58,6 +58,7 @@ from nsbox.rootfs.paths import mask_paths, readonly_paths
 from nsbox.rootfs.pivot import (
     DEFAULT_ROOT_PROPAGATION,
     bind_rootfs,
+    chroot_into,
     make_root_readonly,
     pivot_into,
     rootfs_parent_private,
@@ -95,16 +96,18 @@ def setup_rootfs(spec: Spec, *, in_user_namespace: bool, no_pivot: bool = False,
                  before_pivot: Callable[[], None] | None = None,
                  mountinfo_path: str = "/proc/self/mountinfo", cgroup_path: str = "/proc/self/cgroup") -> None:
     """Steps 1-10 of the diagram above: on return we are inside the new root."""
-    if spec.linux.namespace("mount") is None:
-        # Every step below would then change the host's own mount table.
-        raise SpecError("linux.namespaces", "a mount namespace is required: without one, setting up the "
-                        "container's filesystem would change the host's mounts")
+    # Without a mount namespace of its own the container shares the host's:
+    # its mounts are then host mounts under the rootfs (delete detaches them:
+    # pivot.unmount_under), and nothing may touch the propagation of the
+    # host's mounts or move its root -- so steps 1, 2, 7 and 8 change.
+    host_mounts = spec.linux.namespace("mount") is None
     rootfs = os.path.realpath(spec.root_path)
     if not os.path.isdir(rootfs):
         raise SpecError("root.path", f"{spec.root_path}: not a directory")
-    flag = root_propagation(spec, no_pivot)
-    set_root_propagation(flag)
-    rootfs_parent_private(rootfs, flag)
+    flag = root_propagation(spec, no_pivot or host_mounts)
+    if not host_mounts:
+        set_root_propagation(flag)
+        rootfs_parent_private(rootfs, flag)
     bind_rootfs(rootfs)
     dev = needs_setup_dev(spec)
     with Root(rootfs) as root:
@@ -116,8 +119,11 @@ def setup_rootfs(spec: Spec, *, in_user_namespace: bool, no_pivot: bool = False,
         _proc.fchdir(root.fd, rootfs)
         if before_pivot is not None:
             before_pivot()
-    pivot_into(rootfs, no_pivot=no_pivot)
-    if spec.linux.rootfs_propagation and not flag & (MS_PRIVATE | MS_SLAVE):
+    if host_mounts:
+        chroot_into(rootfs)
+    else:
+        pivot_into(rootfs, no_pivot=no_pivot)
+    if spec.linux.rootfs_propagation and not flag & (MS_PRIVATE | MS_SLAVE) and not host_mounts:
         mount(None, "/", None, flag, None)
     if dev:
         reopen_dev_null()

@@ -140,3 +140,31 @@ def make_root_readonly() -> None:
     except OSError:
         src = statfs_to_mount_flags(fs.statvfs("/").f_flag)
     mount(None, "/", None, flags | (src & LOCK_FLAGS), None)
+
+
+def chroot_into(rootfs: str) -> None:
+    """Enter *rootfs* with chroot alone: for a container in the host's mount
+    namespace, where pivot_root or MS_MOVE would move the host's own root."""
+    _proc.chdir(rootfs)
+    _proc.chroot(".")
+    _proc.chdir("/")
+
+
+def unmount_under(path: str, mountinfo_path: str = "/proc/self/mountinfo") -> list[str]:
+    """Detach every mount at or below *path*, deepest first; returns them.
+
+    How delete undoes a container that had no mount namespace of its own:
+    its mounts were made in the host's, under its rootfs."""
+    from nsbox._sys.consts import MNT_DETACH
+
+    with open(mountinfo_path) as f:
+        mounts = [m.mountpoint for m in parse_mountinfo(f.read())]
+    inside = sorted({m for m in mounts if m == path or m.startswith(path.rstrip("/") + "/")},
+                    key=lambda m: m.count("/"), reverse=True)
+    for target in inside:
+        try:
+            umount2(target, MNT_DETACH)
+        except OSError as e:
+            if e.errno not in (22, 2):  # EINVAL/ENOENT: already gone with a parent
+                raise
+    return inside
