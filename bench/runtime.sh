@@ -217,6 +217,6 @@ bad = {n: f for n, f in failed.items() if f}
 if bad:
     print("\nFAILED runs (left out of the times; each one is a bug): "
           + ", ".join(f"{n} {f}" for n, f in bad.items()))
-print("\nnote: nsbox creates no cgroups yet; runc and crun make one per v1 controller. The 'no cgroups'"
-      "\nrows (crun --cgroup-manager=disabled) skip that work as nsbox does.")
+print("\nnote: nsbox, runc and crun each make the container's cgroups (one per v1 hierarchy here);"
+      "\nthe 'no cgroups' rows (crun --cgroup-manager=disabled) show what that work costs.")
 EOF
