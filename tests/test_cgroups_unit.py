@@ -460,7 +460,17 @@ def test_destroy_removes_sub_cgroups_deepest_first_and_is_idempotent(tmp_path, k
     cg.destroy()
     assert not cg.exists()
     assert [d for d in order if d.startswith(memory)] == [f"{memory}/a/b", f"{memory}/a", memory]
-    assert os.path.isdir(host.path("memory", "nsbox"))  # the shared parent stays, as with runc
+    # nsbox's own default parent goes with its last container
+    assert not os.path.isdir(host.path("memory", "nsbox"))
+
+
+def test_default_parent_stays_while_other_containers_use_it(tmp_path, kernel):
+    host = kernel(v1_host, tmp_path)
+    cg = made(host, {})
+    host.mkdir(host.path("memory", "nsbox", "another-container"))
+    cg.destroy()
+    assert not cg.exists()
+    assert os.path.isdir(host.path("memory", "nsbox", "another-container"))
 
 
 def test_destroy_retries_ebusy_then_names_the_cgroup(tmp_path, monkeypatch):

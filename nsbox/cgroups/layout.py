@@ -94,6 +94,11 @@ class Hierarchy:
         return f"Hierarchy({self.kind}, {self.key!r}, {self.dir!r})"
 
 
+#: nsbox's own parent cgroup, for containers without a cgroupsPath (removed
+#: with its last container: tree._remove_default_parent)
+DEFAULT_PARENT = "nsbox"
+
+
 def parse_proc_cgroup(text: str) -> dict[str, str]:
     """/proc/PID/cgroup as {hierarchy key: path}; the v2 line's key is ``""``."""
     own = {}
@@ -188,7 +193,7 @@ def clean_path(cgroups_path: str | None, container_id: str) -> str:
     if not cgroups_path:
         if not container_id or "/" in container_id or container_id in (".", ".."):
             raise CgroupError(f"container id {container_id!r} cannot name a cgroup")
-        return f"/nsbox/{container_id}"
+        return f"/{DEFAULT_PARENT}/{container_id}"
     if "\0" in cgroups_path:
         raise CgroupError("must not contain a NUL byte", json_path="linux.cgroupsPath")
     relative = not cgroups_path.startswith("/")
