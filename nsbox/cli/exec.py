@@ -68,7 +68,7 @@ def run(argv: list[str], ctx) -> int:  # type: ignore[no-untyped-def]
 def build_process(o: dict[str, object], cmd: list[str], container):  # type: ignore[no-untyped-def]
     import json
 
-    from nsbox.oci.spec import Process, SpecError, _Obj
+    from nsbox.oci.spec import SpecError, parse_process
 
     if o["process"]:
         path = str(o["process"])
@@ -81,7 +81,7 @@ def build_process(o: dict[str, object], cmd: list[str], container):  # type: ign
             raise UsageError(f"--process {path}: not valid JSON: {e}") from None
         if cmd:
             raise UsageError("give the command in --process or on the command line, not both")
-        return Process(_Obj(data, "process"))
+        return parse_process(data)
     if not cmd:
         raise UsageError("exec needs a command (or --process FILE)")
     base = container.spec().raw.get("process") or {}
@@ -117,6 +117,6 @@ def build_process(o: dict[str, object], cmd: list[str], container):  # type: ign
     if o["no_new_privs"]:
         data["noNewPrivileges"] = True
     try:
-        return Process(_Obj(data, "process"))
+        return parse_process(data)
     except SpecError as e:
         raise UsageError(str(e)) from None

@@ -362,6 +362,11 @@ class Spec:
             raise SpecError("domainname", "setting the domainname needs a uts namespace in linux.namespaces")
 
 
+def parse_process(data: object, where: str = "process") -> Process:
+    """A process object alone (``exec --process FILE``), checked like config.json's."""
+    return Process(_Obj(data, where))
+
+
 def read_config(bundle: str, config: str = "config.json") -> bytes:
     """The bytes of ``BUNDLE/config.json`` (or of *config*, when it is an absolute path)."""
     path = os.path.join(bundle, config)
