@@ -6,7 +6,7 @@ import json
 import os
 
 import pytest
-from hypothesis import given, strategies as st
+from hypothesis import given, settings, strategies as st
 
 from nsbox import jsonio
 
@@ -17,12 +17,15 @@ json_values = st.recursive(
 )
 
 
+# no per-example deadline: a loaded 2-core CI machine must not turn slowness into failures
+@settings(deadline=None)
 @given(json_values)
 def test_round_trip_matches_json(value):
     assert jsonio.loads(jsonio.dumps(value)) == json.loads(json.dumps(value))
     assert json.loads(jsonio.dumps(value)) == json.loads(json.dumps(value))
 
 
+@settings(deadline=None)
 @given(json_values)
 def test_indent_matches_json(value):
     assert jsonio.dumps(value, indent=2) == json.dumps(value, indent=2)
