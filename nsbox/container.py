@@ -87,6 +87,7 @@ class Container:
             def hook_state(pid: int) -> bytes:
                 return to_json(oci_state(container_id, CREATING, pid, bundle, annotations))
 
+            opts.keyring_name = f"_ses.{container_id}"
             made_cgroup = True
             cgroup.create()
             cgroup.apply(spec.linux.resources, linux_devices=spec.linux.devices)

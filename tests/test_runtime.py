@@ -608,3 +608,17 @@ def test_no_namespaces_at_all_and_nothing_left_on_the_host(rt):
     assert _mounts_under(rt.rootfs)  # the host sees the container's mounts while it runs
     rt("delete", "--force", "inherit", check=True)
     assert _mounts_under(rt.rootfs) == []
+
+
+@pytest.mark.parametrize("flags,expect_own", [([], True), (["--no-new-keyring"], False)])
+def test_session_keyring_of_its_own(rt, flags, expect_own):
+    linux = _linux()
+    linux["maskedPaths"] = [p for p in linux["maskedPaths"] if p != "/proc/keys"]
+    b = rt.bundle(["cat", "/proc/keys"], linux=linux)
+    cid = f"keys{len(flags)}"
+    with open(rt.tmp / f"{cid}.out", "w") as out:
+        rt("create", *flags, "--bundle", b, cid, check=True, stdout=out, stderr=subprocess.DEVNULL)
+    rt("start", cid, check=True)
+    rt.wait_status(cid, "stopped")
+    keys = rt.output(cid)
+    assert (f"_ses.{cid}" in keys) == expect_own, keys

@@ -12,8 +12,8 @@ libc = ctypes.CDLL("libc.so.6", use_errno=True)
 # Calls glibc has no wrapper for go through syscall(2); their numbers differ
 # by architecture (asm/unistd.h).  pidfd_* share the unified numbering.
 _SYSCALL_NUMBERS = {
-    "x86_64": {"pivot_root": 155},
-    "aarch64": {"pivot_root": 41},
+    "x86_64": {"pivot_root": 155, "keyctl": 250},
+    "aarch64": {"pivot_root": 41, "keyctl": 219},
 }
 SYS_PIDFD_SEND_SIGNAL = 424
 SYS_PIDFD_OPEN = 434

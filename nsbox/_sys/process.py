@@ -162,3 +162,19 @@ def set_name(name: str) -> None:
     ret = libc.prctl(15, ctypes.cast(buf, ctypes.c_void_p).value or 0, 0, 0, 0)
     if ret == -1 or trace.enabled:
         check(ret, "prctl(PR_SET_NAME)", None, f"prctl(PR_SET_NAME, {trace.quote(name)})")
+
+
+KEYCTL_JOIN_SESSION_KEYRING = 1
+
+
+def join_session_keyring(name: str | None) -> int:
+    """keyctl(KEYCTL_JOIN_SESSION_KEYRING): a new session keyring named *name*
+    (anonymous for None) becomes ours; returns its serial."""
+    from nsbox._sys.libc import syscall_number
+
+    raw = None if name is None else name.encode()
+    ret: int = libc.syscall(syscall_number("keyctl"), KEYCTL_JOIN_SESSION_KEYRING, raw, 0, 0, 0)
+    if ret == -1 or trace.enabled:
+        check(ret, "keyctl(KEYCTL_JOIN_SESSION_KEYRING)", name,
+              f"keyctl(KEYCTL_JOIN_SESSION_KEYRING, {trace.quote(name)})")
+    return ret

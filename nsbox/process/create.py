@@ -70,7 +70,7 @@ _FLAGS = dict(NAMESPACE_TYPES)
 class LaunchOptions:
     """What the command line adds to the spec for one create."""
 
-    __slots__ = ("no_pivot", "no_new_keyring", "preserve_fds", "console_socket")
+    __slots__ = ("no_pivot", "no_new_keyring", "preserve_fds", "console_socket", "keyring_name")
 
     def __init__(self, no_pivot: bool = False, no_new_keyring: bool = False, preserve_fds: int = 0,
                  console_socket: str | None = None) -> None:
@@ -78,6 +78,8 @@ class LaunchOptions:
         self.no_new_keyring = no_new_keyring
         self.preserve_fds = preserve_fds
         self.console_socket = console_socket
+        #: the session keyring the container gets (Container.create names it after the id)
+        self.keyring_name: str | None = None
 
 
 def namespace_plan(spec: Spec) -> tuple[list[tuple[int, str]], int]:

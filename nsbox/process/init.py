@@ -85,6 +85,10 @@ def container_init(spec: Spec, chan: Channel, fifo_fd: int, opts: LaunchOptions,
         _proc.personality({"LINUX": 0x0, "LINUX32": 0x8}[spec.linux.personality])
     if process.user.umask is not None:
         os.umask(process.user.umask)
+    if not opts.no_new_keyring:
+        # A session keyring of its own: else the container would share the
+        # caller's, and with it whatever keys the caller holds.
+        _proc.join_session_keyring(opts.keyring_name)
     env = dict(item.split("=", 1) for item in process.env)
     program = find_program(process.args[0], env.get("PATH"))
     try:
