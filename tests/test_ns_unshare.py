@@ -19,7 +19,6 @@ from conftest import (
     nsbox,
     nsbox_as,
     requires_root,
-    sh,
     wait_for_line,
 )
 

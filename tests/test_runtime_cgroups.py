@@ -7,7 +7,6 @@ import os
 import subprocess
 import time
 
-import pytest
 
 from conftest import requires_root
 from nsbox.testing.bundle import read_config, write_config

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import ctypes
-import os
 
 from nsbox._sys import trace
 from nsbox._sys.consts import (
