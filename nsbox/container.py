@@ -18,12 +18,14 @@ import time
 
 from nsbox.errors import ExecError, NsboxError
 from nsbox.oci.state import CREATED, CREATING, PAUSED, RUNNING, STOPPED, oci_state, to_json
-from nsbox.state import ContainerNotFound, InvalidState, StateDir, is_alive, process_start_time, write_atomic
+from nsbox.state import (SECCOMP_CACHE, ContainerNotFound, InvalidState, StateDir, is_alive, process_start_time,
+                         write_atomic)
 
 TYPE_CHECKING = False
 if TYPE_CHECKING:
     from nsbox.cgroups import Cgroup
     from nsbox.process.create import LaunchOptions
+    from nsbox.security.seccomp import Program
 
 
 class Container:
@@ -74,6 +76,10 @@ class Container:
         if refused is not None:
             raise oci_spec.SpecError(*refused)
         warnings = not_applied(spec)
+        if spec.linux.seccomp is not None:
+            from nsbox.security.seccomp import compile_profile
+
+            opts.seccomp = compile_profile(spec.linux.seccomp, cache_dir=os.path.join(root, SECCOMP_CACHE))
         cgroup = Cgroup.for_container(spec.linux.cgroups_path, container_id)
         d = StateDir.create(root, container_id)
         made_cgroup = False
@@ -81,6 +87,8 @@ class Container:
             # The config as it was at create: the spec says later edits of the
             # bundle's config.json must not affect the container.
             write_atomic(d.config, raw)
+            if opts.seccomp is not None:
+                write_atomic(d.seccomp, opts.seccomp.bpf)  # for exec
             d.make_fifo()
             annotations = spec.annotations
 
@@ -106,6 +114,8 @@ class Container:
                 "hooks": [phase for phase, hooks in spec.hooks.items() if hooks],
                 "cgroup": cgroup.to_record(),
             }
+            if opts.seccomp is not None:
+                record["seccomp"] = opts.seccomp.to_record()
             if spec.linux.namespace("mount") is None:
                 record["host_mounts_under"] = os.path.realpath(spec.root_path)
             d.write(record)
@@ -138,6 +148,16 @@ class Container:
         from nsbox.cgroups import Cgroup
 
         return Cgroup.from_record(record)
+
+    def seccomp(self) -> Program | None:
+        """The container's compiled seccomp filter (exec'd processes get it too)."""
+        record = self.record.get("seccomp")
+        if not isinstance(record, dict):
+            return None
+        from nsbox.security.seccomp import Program
+
+        with open(self.dir.seccomp, "rb") as f:
+            return Program.from_record(record, f.read())
 
     def status(self) -> str:
         if not self.alive():

@@ -3,7 +3,11 @@
     state.json   the OCI state plus what nsbox needs later (atomic: tmp + rename)
     config.json  the bundle's config.json as create read it
     exec.fifo    exists from create until start: init blocks opening it for writing
+    seccomp.bpf  the compiled linux.seccomp filter, which exec loads too
     lock         flock'd by every verb that changes the container
+
+Beside the containers, ``<root>/.seccomp-cache/`` keeps compiled seccomp
+programs by the hash of their profile (compiling one costs ~20 ms).
 
 A container's init is alive when its pid exists *and* has the start time we
 recorded (field 22 of /proc/PID/stat), so a recycled pid is never mistaken
@@ -21,6 +25,8 @@ DEFAULT_ROOT = "/run/nsbox"
 STATE_FILE = "state.json"
 FIFO = "exec.fifo"
 CONFIG = "config.json"
+SECCOMP = "seccomp.bpf"
+SECCOMP_CACHE = ".seccomp-cache"
 
 
 class ContainerNotFound(NsboxError):
@@ -43,8 +49,8 @@ class InvalidState(NsboxError):
 
 def check_id(container_id: str) -> None:
     """Ids name directories: refuse anything that could escape the state root."""
-    if not container_id or container_id in (".", "..") or "/" in container_id or "\0" in container_id \
-            or len(container_id) > 1024:
+    if not container_id or container_id in (".", "..", SECCOMP_CACHE) or "/" in container_id \
+            or "\0" in container_id or len(container_id) > 1024:
         raise NsboxError(f"invalid container id {container_id!r}")
 
 
@@ -66,6 +72,10 @@ class StateDir:
     def config(self) -> str:
         """The bundle's config.json as it was at create."""
         return os.path.join(self.path, CONFIG)
+
+    @property
+    def seccomp(self) -> str:
+        return os.path.join(self.path, SECCOMP)
 
     @classmethod
     def create(cls, root: str, container_id: str) -> StateDir:

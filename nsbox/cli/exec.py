@@ -36,7 +36,7 @@ def run(argv: list[str], ctx) -> int:  # type: ignore[no-untyped-def]
     from nsbox._sys import process as _proc
     from nsbox._sys.consts import PR_SET_CHILD_SUBREAPER
     from nsbox.container import Container
-    from nsbox.oci.state import STOPPED
+    from nsbox.oci.state import STOPPED, to_json
     from nsbox.process.exec import exec_in
     from nsbox.state import InvalidState, write_atomic
 
@@ -54,8 +54,10 @@ def run(argv: list[str], ctx) -> int:  # type: ignore[no-untyped-def]
     detach = bool(o["detach"])
     if not detach:
         _proc.prctl(PR_SET_CHILD_SUBREAPER, 1)
+    seccomp = container.seccomp()
+    state = to_json(container.state()) if seccomp is not None and seccomp.notify else b"{}"
     pid = exec_in(container.pid, process, count(o["preserve_fds"], "--preserve-fds"),
-                  o["console_socket"], container.cgroup())  # type: ignore[arg-type]
+                  o["console_socket"], container.cgroup(), seccomp, state)  # type: ignore[arg-type]
     if o["pid_file"]:
         write_atomic(os.path.abspath(str(o["pid_file"])), str(pid).encode())
     if detach:

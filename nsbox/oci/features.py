@@ -21,13 +21,26 @@ def features() -> dict[str, object]:
             "namespaces": list(NAMESPACE_NAMES),
             "capabilities": list(NAMES),
             "cgroup": {"v1": True, "v2": True, "systemd": False, "systemdUser": False, "rdma": True},
-            "seccomp": {"enabled": False},
+            "seccomp": _seccomp(),
             "apparmor": {"enabled": False},
             "selinux": {"enabled": False},
             "intelRdt": {"enabled": False},
             "mountExtensions": {"idmap": {"enabled": False}},
         },
         "annotations": {"org.opencontainers.runtime-spec.features.nsbox.version": "0.1.0"},
+    }
+
+
+def _seccomp() -> dict[str, object]:
+    from nsbox.security import seccomp
+
+    return {
+        "enabled": True,
+        "actions": list(seccomp.ACTION_NAMES),
+        "operators": list(seccomp.OPERATOR_NAMES),
+        "archs": sorted(seccomp.ARCHITECTURES),
+        "knownFlags": list(seccomp.FLAG_NAMES),
+        "supportedFlags": seccomp.supported_flags(),
     }
 
 
@@ -50,14 +63,5 @@ def unsupported(spec: object, sys_root: str = "/sys") -> tuple[str, str] | None:
 
 
 def not_applied(spec: object) -> list[str]:
-    """Settings nsbox accepts but does not apply yet, as warnings to show.
-
-    linux.seccomp is here rather than an error because every client sends
-    a profile (docker's default, in podman's configs and in runtime-tools'),
-    and refusing it would refuse every container; the warning says the
-    container runs without that filter.
-    """
-    warnings = []
-    if spec.linux.seccomp is not None:  # type: ignore[attr-defined]
-        warnings.append("linux.seccomp is not applied yet: the container runs without a seccomp filter")
-    return warnings
+    """Settings nsbox accepts but does not apply, as warnings to show (none today)."""
+    return []

@@ -27,7 +27,11 @@
                                                                        pivot_root, sysctl, masked
                                                                        and readonly paths, hostname,
                                                                        rlimits, cwd, user, caps,
-                                                                       no_new_privs, close fds
+                                                                       no_new_privs, close fds;
+                                                                       seccomp (see below)
+    (S) <------------------------------------------- "seccomp FD" ---  (only with SCMP_ACT_NOTIFY)
+    pidfd_getfd, send to listenerPath
+        ---------------------------------------------- "seccomp-done" ->
     (4) <-------------------------------------------------- "ready" --
     write pid file, state.json; exit                                  block reading exec.fifo
 
@@ -63,6 +67,7 @@ if TYPE_CHECKING:
     from nsbox.cgroups import Cgroup
 
     from nsbox.oci.spec import Spec
+    from nsbox.security.seccomp import Program
 
 _FLAGS = dict(NAMESPACE_TYPES)
 
@@ -70,7 +75,7 @@ _FLAGS = dict(NAMESPACE_TYPES)
 class LaunchOptions:
     """What the command line adds to the spec for one create."""
 
-    __slots__ = ("no_pivot", "no_new_keyring", "preserve_fds", "console_socket", "keyring_name")
+    __slots__ = ("no_pivot", "no_new_keyring", "preserve_fds", "console_socket", "keyring_name", "seccomp")
 
     def __init__(self, no_pivot: bool = False, no_new_keyring: bool = False, preserve_fds: int = 0,
                  console_socket: str | None = None) -> None:
@@ -80,6 +85,8 @@ class LaunchOptions:
         self.console_socket = console_socket
         #: the session keyring the container gets (Container.create names it after the id)
         self.keyring_name: str | None = None
+        #: the compiled linux.seccomp (Container.create compiles it before anything exists)
+        self.seccomp: Program | None = None
 
 
 def namespace_plan(spec: Spec) -> tuple[list[tuple[int, str]], int]:
@@ -149,7 +156,13 @@ def launch(spec: Spec, fifo: str, state_for_hooks: Callable[[int], bytes],
         run_phase(spec, "prestart", state)
         run_phase(spec, "createRuntime", state)
         runtime.send("prestart-done", state)
-        runtime.recv("ready")
+        while True:
+            tag, payload = runtime.recv_tagged("seccomp", "ready")
+            if tag == "ready":
+                break
+            from nsbox.security.seccomp import serve_listener
+
+            serve_listener(runtime, opts.seccomp, init_pid, int(payload), state)
         return init_pid
     except BaseException:
         if init_pid:
@@ -185,7 +198,7 @@ def _stage1(spec: Spec, chan: Channel, fifo_fd: int, join: list[tuple[int, str]]
             opts: LaunchOptions, console: socket.socket | None) -> None:
     # Before any namespace changes what we can read: in a user namespace the
     # host's Python library (owned by the host's root) may be out of reach.
-    preload(hooks=any(spec.hooks.values()), terminal=console is not None)
+    preload(hooks=any(spec.hooks.values()), terminal=console is not None, seccomp=opts.seccomp is not None)
     _proc.set_name("nsbox:[stage1]")
     # Not dumpable from here to execve: no process of the container may
     # ptrace us or open /proc/<init>/exe, which is the host's interpreter

@@ -32,11 +32,14 @@ if TYPE_CHECKING:
 
     from nsbox.cgroups import Cgroup
     from nsbox.oci.spec import Process
+    from nsbox.security.seccomp import Program
 
 
 def exec_in(init_pid: int, process: Process, preserve_fds: int = 0, console_socket: str | None = None,
-            cgroup: Cgroup | None = None) -> int:
-    """Start *process* in the namespaces (and *cgroup*) of *init_pid*; returns its pid once it has exec'd."""
+            cgroup: Cgroup | None = None, seccomp: Program | None = None, state: bytes = b"{}") -> int:
+    """Start *process* in the namespaces (and *cgroup*) of *init_pid*, under
+    the container's *seccomp* filter; returns its pid once it has exec'd.
+    *state* is the container's state, for a seccomp listener."""
     console = None
     if process.terminal:
         from nsbox.oci.spec import SpecError
@@ -51,7 +54,7 @@ def exec_in(init_pid: int, process: Process, preserve_fds: int = 0, console_sock
     if stage1 == 0:
         try:
             runtime.close()
-            _stage1(init_pid, files, process, container, preserve_fds, console)
+            _stage1(init_pid, files, process, container, preserve_fds, console, seccomp)
         except BaseException as exc:  # noqa: BLE001 - sent to the runtime
             container.send_error(exc)
         finally:
@@ -64,12 +67,21 @@ def exec_in(init_pid: int, process: Process, preserve_fds: int = 0, console_sock
         if cgroup is not None:
             cgroup.add(stage1)  # before it forks: the process is born in the container's cgroups
         runtime.send("go")
-        # stage 1 says "pid" after its fork, and the process says "ready"
-        # on its own: either may come first
-        tag, payload = runtime.recv_tagged("pid", "ready")
-        pid = int(payload if tag == "pid" else runtime.recv("pid"))
-        if tag == "pid":
-            runtime.recv("ready")
+        # stage 1 says "pid" after its fork, and the process says "seccomp"
+        # and "ready" on its own: they may come in any order
+        ready = False
+        while not (pid and ready):
+            tag, payload = runtime.recv_tagged("pid", "seccomp", "ready")
+            if tag == "pid":
+                pid = int(payload)
+            elif tag == "ready":
+                ready = True
+            else:
+                from nsbox.security.seccomp import serve_listener
+
+                if not pid:
+                    pid = int(runtime.recv("pid"))
+                serve_listener(runtime, seccomp, pid, int(payload), state)
         os.waitpid(stage1, 0)
         stage1 = 0
         runtime.wait_closed()  # EOF: it exec'd; or the error that stopped it
@@ -104,18 +116,18 @@ def _namespace_files(pid: int) -> list[tuple[int, str]]:
 
 
 def _stage1(init_pid: int, files: list[tuple[int, str]], process: Process, chan: Channel,
-            preserve_fds: int, console: socket.socket | None) -> None:
+            preserve_fds: int, console: socket.socket | None, seccomp: Program | None) -> None:
     from nsbox.namespaces import join
     from nsbox.process.init import preload
 
-    preload(terminal=console is not None)  # the host's Python library is out of reach once we join the mount namespace
+    preload(terminal=console is not None, seccomp=seccomp is not None)  # the host's Python library is out of reach once we join the mount namespace
     _proc.prctl(PR_SET_DUMPABLE, 0)  # CVE-2019-5736: nothing inside may reach us until execve
     chan.recv("go")
     join(files, init_pid)
     child = _proc.fork()
     if child == 0:
         try:
-            _become(process, chan, preserve_fds, console)
+            _become(process, chan, preserve_fds, console, seccomp)
         except BaseException as exc:  # noqa: BLE001 - sent to the runtime
             chan.send_error(exc)
         finally:
@@ -123,9 +135,11 @@ def _stage1(init_pid: int, files: list[tuple[int, str]], process: Process, chan:
     chan.send("pid", str(child).encode())
 
 
-def _become(process: Process, chan: Channel, preserve_fds: int, console: socket.socket | None) -> None:
+def _become(process: Process, chan: Channel, preserve_fds: int, console: socket.socket | None,
+            seccomp: Program | None) -> None:
     from nsbox.process.channel import close_fds_except
-    from nsbox.process.init import apply_rlimits, exec_program, find_program, switch_user_process
+    from nsbox.process.init import (apply_rlimits, apply_seccomp_early, exec_program, find_program,
+                                    install_seccomp, switch_user_process)
 
     if console is not None:
         from nsbox.process.tty import make_terminal
@@ -139,9 +153,12 @@ def _become(process: Process, chan: Channel, preserve_fds: int, console: socket.
     env = dict(item.split("=", 1) for item in process.env)
     program = find_program(process.args[0], env.get("PATH"))
     os.chdir(process.cwd)
+    late_seccomp = apply_seccomp_early(seccomp, process, chan)
     switch_user_process(process)
     if process.no_new_privileges:
         _proc.prctl(PR_SET_NO_NEW_PRIVS, 1)
     close_fds_except({0, 1, 2, *chan.fds(), *range(3, 3 + preserve_fds)})
+    if late_seccomp is not None:
+        install_seccomp(late_seccomp, chan)
     chan.send("ready")
     exec_program(program, process.args, env)

@@ -12,9 +12,11 @@ handshake.  The order below is the lesson of every runtime's CVEs:
        hostname, domainname; rlimits; oom_score_adj; personality; umask
     6. the program is looked up now, so a missing one fails `create`, as runc does
     7. chdir to process.cwd (inside the new root: nothing stays outside)
-    8. bounding set, user and groups, the other capability sets, no_new_privs
+    8. seccomp here if noNewPrivileges is false (loading needs CAP_SYS_ADMIN);
+       bounding set, user and groups, the other capability sets, no_new_privs
     9. close every fd but stdio, the preserved ones, the channel and the fifo
-   10. "ready"; block on the exec fifo; startContainer hooks; execve
+   10. seccomp here if noNewPrivileges is true (as late as possible);
+       "ready"; block on the exec fifo; startContainer hooks; execve
 """
 
 from __future__ import annotations
@@ -33,9 +35,10 @@ if TYPE_CHECKING:
     from nsbox.oci.spec import Process, Spec
     from nsbox.process.channel import Channel
     from nsbox.process.create import LaunchOptions
+    from nsbox.security.seccomp import Program
 
 
-def preload(hooks: bool = False, terminal: bool = False) -> None:
+def preload(hooks: bool = False, terminal: bool = False, seccomp: bool = False) -> None:
     """Import now what runs after pivot_root (or after joining the
     container's mount namespace, or becoming another user), when the host's
     Python library may be out of reach: an import there would fail with
@@ -51,6 +54,8 @@ def preload(hooks: bool = False, terminal: bool = False) -> None:
         import nsbox.process.hooks  # noqa: F401  (imports subprocess)
     if terminal:
         import nsbox.process.tty  # noqa: F401
+    if seccomp:
+        import nsbox.security.seccomp  # noqa: F401
 
 
 def container_init(spec: Spec, chan: Channel, fifo_fd: int, opts: LaunchOptions, in_userns: bool,
@@ -95,6 +100,7 @@ def container_init(spec: Spec, chan: Channel, fifo_fd: int, opts: LaunchOptions,
         os.chdir(process.cwd)
     except OSError as e:
         raise NsboxError(f"process.cwd: chdir {process.cwd}: {e.strerror}") from None
+    late_seccomp = apply_seccomp_early(opts.seccomp, process, chan)
     switch_user(spec)
     if process.no_new_privileges:
         _proc.prctl(PR_SET_NO_NEW_PRIVS, 1)
@@ -102,11 +108,34 @@ def container_init(spec: Spec, chan: Channel, fifo_fd: int, opts: LaunchOptions,
     from nsbox.process.channel import close_fds_except
 
     close_fds_except(keep)
+    if late_seccomp is not None:
+        install_seccomp(late_seccomp, chan)
     chan.send("ready")
     chan.close()
     _wait_for_start(fifo_fd)
     run_phase(spec, "startContainer", hook_state[0] if hook_state else b"{}")
     exec_program(program, process.args, env)
+
+
+def apply_seccomp_early(program: Program | None, process: Process, chan: Channel) -> Program | None:
+    """Without no_new_privs, loading a filter needs CAP_SYS_ADMIN: load it now,
+    before the capabilities go.  With it, return the program, to be loaded
+    last (right before "ready"), so that as little as possible runs under it."""
+    if program is None or process.no_new_privileges:
+        return program
+    install_seccomp(program, chan)
+    return None
+
+
+def install_seccomp(program: Program, chan: Channel) -> None:
+    from nsbox.security.seccomp import install
+
+    listener = install(program)
+    if listener >= 0:
+        # the runtime copies the fd out of us (pidfd_getfd) for listenerPath
+        chan.send("seccomp", str(listener).encode())
+        chan.recv("seccomp-done")
+        os.close(listener)
 
 
 def run_phase(spec: Spec, phase: str, state: bytes) -> None:

@@ -1,0 +1,271 @@
+"""libseccomp through ctypes, and the seccomp(2) calls nsbox makes itself.
+
+Why libseccomp: it is the compiler runc, crun and podman use, on every
+Debian system as libseccomp.so.2, and it knows every architecture's
+syscall table, the multiplexed calls (socketcall, ipc on x86) and how to
+emit a BPF program that checks the architecture first.  Its official Python
+binding is built from libseccomp's source tree and is not on PyPI, so nsbox
+binds the dozen functions it needs here.
+
+nsbox uses libseccomp only to *compile*: the runtime builds the filter and
+exports the BPF program before it forks, so a bad profile fails before
+anything exists, and the container's init loads the program with one
+seccomp(2) call — no library to reach after pivot_root, and the flags
+(WAIT_KILLABLE_RECV among them) are ours to pass whatever the library's
+version.
+"""
+
+from __future__ import annotations
+
+import ctypes
+import os
+
+from nsbox._sys.libc import check, libc
+
+# libseccomp's action values (seccomp.h)
+ACT_KILL_PROCESS = 0x80000000
+ACT_KILL_THREAD = 0x00000000
+ACT_TRAP = 0x00030000
+ACT_NOTIFY = 0x7FC00000
+ACT_LOG = 0x7FFC0000
+ACT_ALLOW = 0x7FFF0000
+
+
+def act_errno(errno: int) -> int:
+    return 0x00050000 | (errno & 0xFFFF)
+
+
+def act_trace(msg: int) -> int:
+    return 0x7FF00000 | (msg & 0xFFFF)
+
+
+# comparison operators (enum scmp_compare)
+CMP_NE, CMP_LT, CMP_LE, CMP_EQ, CMP_GE, CMP_GT, CMP_MASKED_EQ = range(1, 8)
+
+# filter attributes (enum scmp_filter_attr)
+ATTR_CTL_NNP = 3
+
+# seccomp(2)
+SECCOMP_SET_MODE_FILTER = 1
+SECCOMP_GET_ACTION_AVAIL = 2
+FILTER_FLAG_TSYNC = 1
+FILTER_FLAG_LOG = 2
+FILTER_FLAG_SPEC_ALLOW = 4
+FILTER_FLAG_NEW_LISTENER = 8
+FILTER_FLAG_TSYNC_ESRCH = 16
+FILTER_FLAG_WAIT_KILLABLE_RECV = 32
+
+_SYS_SECCOMP = {"x86_64": 317, "aarch64": 277, "ppc64le": 358, "s390x": 348, "riscv64": 277}
+_SYS_PIDFD_GETFD = 438
+
+NR_SCMP_ERROR = -1
+
+
+class _ArgCmp(ctypes.Structure):
+    _fields_ = [("arg", ctypes.c_uint), ("op", ctypes.c_int),
+                ("datum_a", ctypes.c_uint64), ("datum_b", ctypes.c_uint64)]
+
+
+class _SockFprog(ctypes.Structure):
+    _fields_ = [("len", ctypes.c_ushort), ("filter", ctypes.c_void_p)]
+
+
+class _Version(ctypes.Structure):
+    _fields_ = [("major", ctypes.c_uint), ("minor", ctypes.c_uint), ("micro", ctypes.c_uint)]
+
+
+class _SeccompData(ctypes.Structure):
+    _fields_ = [("nr", ctypes.c_int), ("arch", ctypes.c_uint32), ("instruction_pointer", ctypes.c_uint64),
+                ("args", ctypes.c_uint64 * 6)]
+
+
+class _Notif(ctypes.Structure):
+    _fields_ = [("id", ctypes.c_uint64), ("pid", ctypes.c_uint32), ("flags", ctypes.c_uint32),
+                ("data", _SeccompData)]
+
+
+class _NotifResp(ctypes.Structure):
+    _fields_ = [("id", ctypes.c_uint64), ("val", ctypes.c_int64), ("error", ctypes.c_int32),
+                ("flags", ctypes.c_uint32)]
+
+
+_lib: ctypes.CDLL | None = None
+
+
+def library() -> ctypes.CDLL:
+    """libseccomp.so.2, loaded on first use (a profile-less launch never pays for it)."""
+    global _lib
+    if _lib is None:
+        try:
+            lib = ctypes.CDLL("libseccomp.so.2")
+        except OSError:
+            raise OSError(2, "libseccomp.so.2 is not installed (apt-get install libseccomp2)") from None
+        p, u32, i = ctypes.c_void_p, ctypes.c_uint32, ctypes.c_int
+        for name, res, args in (
+            ("seccomp_init", p, [u32]),
+            ("seccomp_release", None, [p]),
+            ("seccomp_arch_add", i, [p, u32]),
+            ("seccomp_arch_resolve_name", u32, [ctypes.c_char_p]),
+            ("seccomp_arch_native", u32, []),
+            ("seccomp_attr_set", i, [p, i, u32]),
+            ("seccomp_syscall_resolve_name", i, [ctypes.c_char_p]),
+            ("seccomp_syscall_resolve_name_arch", i, [u32, ctypes.c_char_p]),
+            ("seccomp_rule_add_array", i, [p, u32, i, ctypes.c_uint, ctypes.POINTER(_ArgCmp)]),
+            ("seccomp_export_bpf", i, [p, i]),
+            ("seccomp_export_pfc", i, [p, i]),
+            ("seccomp_version", ctypes.POINTER(_Version), []),
+        ):
+            fn = getattr(lib, name)
+            fn.restype, fn.argtypes = res, args
+        _lib = lib
+    return _lib
+
+
+def _rc(ret: int, call: str) -> int:
+    """libseccomp returns -errno."""
+    if ret < 0:
+        raise OSError(-ret, f"{call}: {os.strerror(-ret)}")
+    return ret
+
+
+def version() -> tuple[int, int, int]:
+    v = library().seccomp_version().contents
+    return v.major, v.minor, v.micro
+
+
+def arch_token(name: str) -> int:
+    """libseccomp's token for an architecture named as libseccomp names it
+    (``x86_64``, ``x32``, ``aarch64``...); 0 if unknown."""
+    return int(library().seccomp_arch_resolve_name(name.encode()))
+
+
+def syscall_number(name: str, arch: int = 0) -> int | None:
+    """The number of syscall *name* (native, or on *arch*); None if libseccomp
+    does not know it.  Calls absent on the native architecture but present on
+    another come back as libseccomp's negative pseudo-numbers, which rules
+    accept."""
+    lib = library()
+    nr = (lib.seccomp_syscall_resolve_name_arch(arch, name.encode()) if arch
+          else lib.seccomp_syscall_resolve_name(name.encode()))
+    return None if nr == NR_SCMP_ERROR else int(nr)
+
+
+class Filter:
+    """A libseccomp filter context being built."""
+
+    __slots__ = ("_ctx",)
+
+    def __init__(self, default_action: int) -> None:
+        lib = library()
+        ctx = lib.seccomp_init(default_action)
+        if not ctx:
+            raise OSError(22, "seccomp_init: invalid default action")
+        self._ctx = ctx
+        # nsbox sets no_new_privs itself, from process.noNewPrivileges
+        _rc(lib.seccomp_attr_set(ctx, ATTR_CTL_NNP, 0), "seccomp_attr_set")
+
+    def add_arch(self, token: int) -> None:
+        ret = library().seccomp_arch_add(self._ctx, token)
+        if ret != -17:  # EEXIST: the native one is there from the start
+            _rc(ret, "seccomp_arch_add")
+
+    def add_rule(self, action: int, syscall: int, conditions: list[tuple[int, int, int, int]]) -> None:
+        """*conditions*: (argument index, operator, datum a, datum b), all ANDed."""
+        array = (_ArgCmp * max(len(conditions), 1))(*[_ArgCmp(*c) for c in conditions])
+        _rc(library().seccomp_rule_add_array(self._ctx, action, syscall, len(conditions), array),
+            "seccomp_rule_add")
+
+    def export_bpf(self) -> bytes:
+        """The compiled program: struct sock_filter[], 8 bytes each."""
+        return self._export("seccomp_export_bpf")
+
+    def export_pfc(self) -> str:
+        """libseccomp's human-readable rendering of the filter (for tests and --debug)."""
+        return self._export("seccomp_export_pfc").decode()
+
+    def _export(self, call: str) -> bytes:
+        fd = os.memfd_create("nsbox-seccomp", os.MFD_CLOEXEC)
+        try:
+            _rc(getattr(library(), call)(self._ctx, fd), call)
+            size = os.lseek(fd, 0, os.SEEK_CUR)
+            return os.pread(fd, size, 0)
+        finally:
+            os.close(fd)
+
+    def release(self) -> None:
+        if self._ctx:
+            library().seccomp_release(self._ctx)
+            self._ctx = None
+
+    def __enter__(self) -> Filter:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.release()
+
+
+def _nr_seccomp() -> int:
+    try:
+        return _SYS_SECCOMP[os.uname().machine]
+    except KeyError:
+        raise OSError(38, f"seccomp: no syscall number known for {os.uname().machine}") from None
+
+
+def load_bpf(program: bytes, flags: int) -> int:
+    """seccomp(SECCOMP_SET_MODE_FILTER, flags, program): the filter is on this
+    thread from now on (and on its children, across execve).  Returns the
+    listener fd with FILTER_FLAG_NEW_LISTENER, else 0."""
+    buf = ctypes.create_string_buffer(program, len(program))
+    prog = _SockFprog(len(program) // 8, ctypes.cast(buf, ctypes.c_void_p))
+    ret = libc.syscall(_nr_seccomp(), SECCOMP_SET_MODE_FILTER, ctypes.c_uint(flags), ctypes.byref(prog))
+    return check(ret, "seccomp(SECCOMP_SET_MODE_FILTER)", None)
+
+
+def action_available(action: int) -> bool:
+    """Whether the kernel knows *action* (SECCOMP_GET_ACTION_AVAIL)."""
+    value = ctypes.c_uint32(action & 0xFFFF0000)  # the action without its data
+    return libc.syscall(_nr_seccomp(), SECCOMP_GET_ACTION_AVAIL, 0, ctypes.byref(value)) == 0
+
+
+def pidfd_getfd(pidfd: int, target_fd: int) -> int:
+    """pidfd_getfd(2): a duplicate, in this process, of *target_fd* of the
+    process behind *pidfd* (needs ptrace rights over it).  O_CLOEXEC."""
+    ret = libc.syscall(_SYS_PIDFD_GETFD, pidfd, target_fd, 0)
+    return check(ret, "pidfd_getfd", None)
+
+
+# ---- the notify API, for listeners (SCMP_ACT_NOTIFY) ----
+
+# ioctl numbers: _IOWR('!', 0, struct seccomp_notif), _IOWR('!', 1, struct seccomp_notif_resp)
+_NOTIF_RECV = 0xC0502100
+_NOTIF_SEND = 0xC0182101
+NOTIF_FLAG_CONTINUE = 1
+
+
+class Notification:
+    """One intercepted syscall: the request id, the caller's pid, the syscall number and its arguments."""
+
+    __slots__ = ("id", "pid", "syscall", "arch", "args")
+
+    def __init__(self, raw: _Notif) -> None:
+        self.id = raw.id
+        self.pid = raw.pid
+        self.syscall = raw.data.nr
+        self.arch = raw.data.arch
+        self.args = tuple(raw.data.args)
+
+
+def notify_receive(fd: int) -> Notification:
+    """Block until a process hits a NOTIFY rule of the filter behind *fd*."""
+    raw = _Notif()
+    ret = libc.ioctl(fd, ctypes.c_ulong(_NOTIF_RECV), ctypes.byref(raw))
+    check(ret, "ioctl(SECCOMP_IOCTL_NOTIF_RECV)", None)
+    return Notification(raw)
+
+
+def notify_respond(fd: int, request_id: int, value: int = 0, error: int = 0, flags: int = 0) -> None:
+    """Answer request *request_id*: the syscall returns *value*, or fails with
+    *error* (a positive errno), or runs for real with NOTIF_FLAG_CONTINUE."""
+    resp = _NotifResp(request_id, value, -error if error > 0 else error, flags)
+    ret = libc.ioctl(fd, ctypes.c_ulong(_NOTIF_SEND), ctypes.byref(resp))
+    check(ret, "ioctl(SECCOMP_IOCTL_NOTIF_SEND)", None)
