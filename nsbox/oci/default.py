@@ -1,10 +1,12 @@
 """The config.json that ``nsbox spec`` writes: runc's layout, with docker's
-default capability set and masked/read-only paths."""
+default capability set, masked/read-only paths and (unlike runc's, which
+leaves it to the engine) a seccomp profile of docker's strength."""
 
 from __future__ import annotations
 
 import os
 
+from nsbox.oci.default_seccomp import default_seccomp
 from nsbox.oci.state import OCI_VERSION
 
 #: docker's default capabilities (moby/oci/caps/defaults.go, by name)
@@ -23,7 +25,10 @@ MASKED_PATHS = [
 READONLY_PATHS = ["/proc/bus", "/proc/fs", "/proc/irq", "/proc/sys", "/proc/sysrq-trigger"]
 
 
-def default_spec(rootless: bool = False, args: list[str] | None = None, terminal: bool = True) -> dict[str, object]:
+def default_spec(rootless: bool = False, args: list[str] | None = None, terminal: bool = True,
+                 seccomp: bool = True) -> dict[str, object]:
+    """*seccomp* False leaves ``linux.seccomp`` out (an engine's
+    ``--security-opt seccomp=unconfined``)."""
     caps = list(DEFAULT_CAPABILITIES)
     mounts: list[dict[str, object]] = [
         {"destination": "/proc", "type": "proc", "source": "proc"},
@@ -53,6 +58,10 @@ def default_spec(rootless: bool = False, args: list[str] | None = None, terminal
         linux["gidMappings"] = [{"containerID": 0, "hostID": os.getgid(), "size": 1}]
     else:
         linux["resources"] = {"devices": [{"allow": False, "access": "rwm"}]}
+    if seccomp:
+        # the profile opens the cap-gated groups of the bounding set: a
+        # process cannot gain a capability outside it
+        linux["seccomp"] = default_seccomp(caps)
     return {
         "ociVersion": OCI_VERSION,
         "process": {
