@@ -327,6 +327,50 @@ class Container:
             time.sleep(0.005)
 
 
+def remove_abandoned(root: str, container_id: str) -> None:
+    """A state directory without state.json is a create that was killed
+    before it finished (a client's timeout, SIGKILL).  ``delete --force``
+    clears it: the processes and cgroups its config names, then the
+    directory.  One that a running create still holds locked is left alone."""
+    import fcntl
+
+    from nsbox.cgroups import Cgroup
+    from nsbox.state import check_id
+
+    check_id(container_id)
+    path = os.path.join(root, container_id)
+    try:
+        fd = os.open(path, os.O_RDONLY | os.O_DIRECTORY | os.O_CLOEXEC | os.O_NOFOLLOW)
+    except OSError:
+        return
+    try:
+        try:
+            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            return  # being created right now
+        if os.path.exists(os.path.join(path, "state.json")):
+            return  # it finished meanwhile: a container, not debris
+        cgroups_path = None
+        try:
+            from nsbox import jsonio
+            from nsbox.oci.spec import read_config
+
+            config = jsonio.loads(read_config(path))
+            linux = config.get("linux") if isinstance(config, dict) else None
+            cgroups_path = linux.get("cgroupsPath") if isinstance(linux, dict) else None
+        except (NsboxError, OSError, ValueError):
+            pass
+        cgroup = Cgroup.for_container(cgroups_path if isinstance(cgroups_path, str) else None, container_id)
+        if cgroup.exists():
+            _kill_all_in(cgroup)
+            cgroup.destroy()
+        for name in os.listdir(path):
+            os.unlink(os.path.join(path, name))
+        os.rmdir(path)
+    finally:
+        os.close(fd)
+
+
 def _kill_all_in(cgroup: Cgroup, timeout: float = 10.0) -> None:
     """SIGKILL every process of *cgroup*, frozen first so none can fork a new
     one meanwhile; returns once it is empty."""

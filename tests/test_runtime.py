@@ -9,7 +9,7 @@ import time
 
 import pytest
 
-from conftest import nsbox, requires_root
+from conftest import NSBOX, nsbox, requires_root
 
 from nsbox.state import SECCOMP_CACHE
 from nsbox.testing.bundle import make_bundle, make_rootfs, read_config, write_config
@@ -150,6 +150,34 @@ def test_delete_force_of_missing_succeeds(rt):
     assert rt("delete", "--force", "never-was").returncode == 0
     r = rt("delete", "never-was")
     assert r.returncode == 1 and "does not exist" in r.stderr
+
+
+def test_delete_force_clears_what_a_killed_create_left(rt):
+    # a client that times out kills create mid-way (runtime-tools does):
+    # its state dir, cgroups and parked init must not stay forever
+    hook_pid = rt.tmp / "hook.pid"
+    b = rt.bundle(["true"], hooks={"createRuntime": [
+        {"path": "/bin/sh", "args": ["sh", "-c", f"echo $$ > {hook_pid}; exec sleep 30"]}]})
+    cgroup_dir = f"/sys/fs/cgroup/pids{read_config(b)['linux']['cgroupsPath']}"
+    create = subprocess.Popen([*NSBOX, "--root", rt.root, "create", "--bundle", b, "killed"],
+                              stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    try:
+        deadline = time.monotonic() + 20
+        while not (hook_pid.exists() and hook_pid.read_text().strip()):
+            assert time.monotonic() < deadline, "the hook never ran"
+            time.sleep(0.02)
+        init_pids = open(f"{cgroup_dir}/cgroup.procs").read().split()
+        assert init_pids  # init is parked in its cgroup
+        create.kill()
+        create.wait()
+    finally:
+        os.kill(int(hook_pid.read_text()), 9) if hook_pid.exists() and hook_pid.read_text().strip() else None
+    assert os.path.isdir(os.path.join(rt.root, "killed"))
+    assert rt("delete", "--force", "killed").returncode == 0
+    assert not os.path.exists(os.path.join(rt.root, "killed"))
+    assert not os.path.exists(cgroup_dir)
+    for pid in init_pids:
+        assert not os.path.exists(f"/proc/{pid}") or "Z" in open(f"/proc/{pid}/stat").read().split(")")[1][:3]
 
 
 def test_create_duplicate_id(rt):

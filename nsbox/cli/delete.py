@@ -11,7 +11,7 @@ PARSER = Parser("nsbox delete", "[--force] ID", [
 
 
 def run(argv: list[str], ctx) -> int:  # type: ignore[no-untyped-def]
-    from nsbox.container import Container
+    from nsbox.container import Container, remove_abandoned
     from nsbox.state import ContainerNotFound
 
     o, operands = PARSER.parse(argv)
@@ -20,6 +20,7 @@ def run(argv: list[str], ctx) -> int:  # type: ignore[no-untyped-def]
         container = Container.load(ctx.root, container_id)
     except ContainerNotFound:
         if o["force"]:
+            remove_abandoned(ctx.root, container_id)  # what a killed create left, if anything
             return 0  # containerd always follows delete with delete --force
         raise
     container.delete(force=bool(o["force"]))

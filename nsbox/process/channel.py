@@ -107,10 +107,17 @@ def close_fds_except(keep: set[int]) -> None:
     """Close every fd not in *keep*: nothing of the runtime may reach the
     container (the CVE-2024-21626 class, where a leaked fd of the host's
     cgroupfs let a container walk out of its root).  os.closerange uses
-    close_range(2), so the open-ended last range costs one syscall."""
+    close_range(2); where that fails (a seccomp profile that does not allow
+    it) CPython closes one fd at a time, so the range ends at the highest
+    open fd rather than at INT_MAX: two billion close calls would hang."""
+    try:
+        top = max(int(name) for name in os.listdir("/proc/self/fd")) + 1
+    except (OSError, ValueError):
+        top = os.sysconf("SC_OPEN_MAX")
     low = 0
     for fd in sorted(keep):
         if fd > low:
             os.closerange(low, fd)
         low = fd + 1
-    os.closerange(low, 0x7FFFFFFF)
+    if low < top:
+        os.closerange(low, top)
