@@ -178,3 +178,40 @@ def join_session_keyring(name: str | None) -> int:
         check(ret, "keyctl(KEYCTL_JOIN_SESSION_KEYRING)", name,
               f"keyctl(KEYCTL_JOIN_SESSION_KEYRING, {trace.quote(name)})")
     return ret
+
+
+# --- the exec trampoline's calls (nsbox.process.trampoline) -----------------
+
+MFD_CLOEXEC = 0x1
+MFD_ALLOW_SEALING = 0x2
+MFD_EXEC = 0x10  # Linux 6.3; older kernels reject it with EINVAL (all their memfds are executable)
+
+
+def memfd_create(name: str, flags: int) -> int:
+    """memfd_create(2): an anonymous file in memory; returns its fd."""
+    fd: int = os_call("memfd_create", f"memfd_create({trace.quote(name)}, {flags:#x})", name,
+                      os.memfd_create, name, flags)
+    return fd
+
+
+def add_seals(fd: int, seals: int) -> None:
+    """fcntl(F_ADD_SEALS): forbid, for good, the changes named by *seals* on a memfd."""
+    import fcntl  # here: only the exec path seals anything
+
+    os_call("fcntl(F_ADD_SEALS)", f"fcntl({fd}, F_ADD_SEALS, {seals:#x})", None,
+            fcntl.fcntl, fd, fcntl.F_ADD_SEALS, seals)
+
+
+def execve(path: str | int, args: list[str], env: dict[str, str]) -> None:
+    """os.execve, traced; *path* may be an fd (fexecve: glibc makes it
+    execveat(fd, "", AT_EMPTY_PATH)).  Only returns by raising."""
+    call = "fexecve" if isinstance(path, int) else "execve"
+    if trace.enabled:
+        trace.emit(f"{call}({trace.quote(path)}, [{', '.join(trace.quote(a) for a in args)}])")
+    try:
+        os.execve(path, args, env)
+    except OSError as e:
+        if trace.enabled:
+            trace.failure(f"{call}({trace.quote(path)})", e.errno or 0)
+        raise OSError(e.errno, f"{call}: {os.strerror(e.errno or 0)}",
+                      None if isinstance(path, int) else path) from None

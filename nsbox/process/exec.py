@@ -9,9 +9,13 @@
                                   join init's namespaces through
                                   a pidfd (user first, atomically)
                                   fork ------------------------->  in the container's PID ns
-          <------------ "pid N" - exit                             terminal; rlimits; cwd; user;
-    reap stage 1                                                   caps; no_new_privs; close fds
-          <------------------------------------------ "ready" ---  execve (the channel closes)
+          <------------ "pid N" - exit                             terminal; rlimits; close fds;
+    reap stage 1                                                   cwd; user; caps; no_new_privs;
+                                                                   seccomp (ordered as in init)
+          <------------------------------------- "seccomp FD" ---  (only with SCMP_ACT_NOTIFY)
+    to listenerPath; "seccomp-done" ---------------------------->
+          <------------------------------------------ "ready" ---  execve through the trampoline
+                                                                   (the channel closes)
           EOF: exec'd / "error": why not
 
 The runtime waits for the process itself when it is not detached: it is a
@@ -138,8 +142,11 @@ def _stage1(init_pid: int, files: list[tuple[int, str]], process: Process, chan:
 def _become(process: Process, chan: Channel, preserve_fds: int, console: socket.socket | None,
             seccomp: Program | None) -> None:
     from nsbox.process.channel import close_fds_except
-    from nsbox.process.init import (apply_rlimits, apply_seccomp_early, exec_program, find_program,
+    from nsbox.process.init import (apply_rlimits, apply_seccomp_early, enter_cwd, exec_program, find_program,
                                     install_seccomp, switch_user_process)
+    from nsbox.process.trampoline import prepare
+
+    trampoline = prepare()  # before any filter could refuse memfd_create
 
     if console is not None:
         from nsbox.process.tty import make_terminal
@@ -152,13 +159,14 @@ def _become(process: Process, chan: Channel, preserve_fds: int, console: socket.
         os.umask(process.user.umask)
     env = dict(item.split("=", 1) for item in process.env)
     program = find_program(process.args[0], env.get("PATH"))
-    os.chdir(process.cwd)
+    close_fds_except({0, 1, 2, *chan.fds(), *range(3, 3 + preserve_fds)}
+                     | ({trampoline} if trampoline is not None else set()))
+    enter_cwd(process.cwd)  # after the close: see init's step 7
     late_seccomp = apply_seccomp_early(seccomp, process, chan)
     switch_user_process(process)
     if process.no_new_privileges:
         _proc.prctl(PR_SET_NO_NEW_PRIVS, 1)
-    close_fds_except({0, 1, 2, *chan.fds(), *range(3, 3 + preserve_fds)})
     if late_seccomp is not None:
         install_seccomp(late_seccomp, chan)
     chan.send("ready")
-    exec_program(program, process.args, env)
+    exec_program(program, process.args, env, trampoline)

@@ -10,12 +10,14 @@ handshake.  The order below is the lesson of every runtime's CVEs:
     4. sysctl; then masked and read-only paths (so /proc/sys can still be written in 4)
     5. the terminal (from the container's devpts, so after pivot_root);
        hostname, domainname; rlimits; oom_score_adj; personality; umask
-    6. the program is looked up now, so a missing one fails `create`, as runc does
-    7. chdir to process.cwd (inside the new root: nothing stays outside)
+    6. the program is looked up now, so a missing one fails `create`, as runc does;
+       the exec trampoline is made (first thing, in fact: before any filter)
+    7. close every fd but stdio, the preserved ones, the channel, the fifo
+       and the trampoline; then chdir to process.cwd, checked to be inside
+       the new root (nothing stays outside: CVE-2024-21626)
     8. seccomp here if noNewPrivileges is false (loading needs CAP_SYS_ADMIN);
        bounding set, user and groups, the other capability sets, no_new_privs
-    9. close every fd but stdio, the preserved ones, the channel and the fifo
-   10. seccomp here if noNewPrivileges is true (as late as possible);
+    9. seccomp here if noNewPrivileges is true (as late as possible);
        "ready"; block on the exec fifo; startContainer hooks; execve
 """
 
@@ -47,6 +49,7 @@ def preload(hooks: bool = False, terminal: bool = False, seccomp: bool = False) 
 
     import nsbox._sys.signals  # noqa: F401
     import nsbox.process.channel  # noqa: F401
+    import nsbox.process.trampoline  # noqa: F401
     import nsbox.rootfs  # noqa: F401
     import nsbox.security.capabilities  # noqa: F401
 
@@ -62,9 +65,12 @@ def container_init(spec: Spec, chan: Channel, fifo_fd: int, opts: LaunchOptions,
                    console: socket.socket | None = None) -> None:
     from nsbox import rootfs
 
+    from nsbox.process.trampoline import prepare
+
     process = spec.process
     if process is None:
         raise SpecError("process", "is required to create a container")
+    trampoline = prepare()  # before any filter could refuse memfd_create
     hook_state: list[bytes] = []
 
     def before_pivot() -> None:
@@ -96,25 +102,40 @@ def container_init(spec: Spec, chan: Channel, fifo_fd: int, opts: LaunchOptions,
         _proc.join_session_keyring(opts.keyring_name)
     env = dict(item.split("=", 1) for item in process.env)
     program = find_program(process.args[0], env.get("PATH"))
-    try:
-        os.chdir(process.cwd)
-    except OSError as e:
-        raise NsboxError(f"process.cwd: chdir {process.cwd}: {e.strerror}") from None
+    keep = {0, 1, 2, *chan.fds(), fifo_fd, *range(3, 3 + opts.preserve_fds)}
+    if trampoline is not None:
+        keep.add(trampoline)
+    from nsbox.process.channel import close_fds_except
+
+    close_fds_except(keep)  # before the chdir: a cwd of /proc/self/fd/N must find no runtime fd
+    enter_cwd(process.cwd)
     late_seccomp = apply_seccomp_early(opts.seccomp, process, chan)
     switch_user(spec)
     if process.no_new_privileges:
         _proc.prctl(PR_SET_NO_NEW_PRIVS, 1)
-    keep = {0, 1, 2, *chan.fds(), fifo_fd, *range(3, 3 + opts.preserve_fds)}
-    from nsbox.process.channel import close_fds_except
-
-    close_fds_except(keep)
     if late_seccomp is not None:
         install_seccomp(late_seccomp, chan)
     chan.send("ready")
     chan.close()
     _wait_for_start(fifo_fd)
     run_phase(spec, "startContainer", hook_state[0] if hook_state else b"{}")
-    exec_program(program, process.args, env)
+    exec_program(program, process.args, env, trampoline)
+
+
+def enter_cwd(cwd: str) -> None:
+    """chdir to process.cwd, and make sure it is inside the container's root
+    (CVE-2024-21626: a cwd of ``/proc/self/fd/N`` through an fd of the host
+    put runc's containers outside theirs).  The runtime's fds are closed by
+    now; a preserved fd the caller passed could still lead out, and then
+    getcwd(2) cannot name the directory from our root: glibc says ENOENT."""
+    try:
+        os.chdir(cwd)
+    except OSError as e:
+        raise NsboxError(f"process.cwd: chdir {cwd}: {e.strerror}") from None
+    try:
+        os.getcwd()
+    except FileNotFoundError:
+        raise NsboxError(f"process.cwd: {cwd} leads outside the container's root") from None
 
 
 def apply_seccomp_early(program: Program | None, process: Process, chan: Channel) -> Program | None:
@@ -262,12 +283,19 @@ def switch_user_process(process: Process) -> None:
         caps.apply(caps.CapabilitySets(0, 0, 0, 0, 0))
 
 
-def exec_program(program: str, args: list[str], env: dict[str, str]) -> None:
+def exec_program(program: str, args: list[str], env: dict[str, str], trampoline: int | None) -> None:
+    """The last step: the user's program, exec'd by the sealed trampoline
+    (nsbox.process.trampoline: then ``#!/proc/self/exe`` cannot name the
+    host's Python), or directly where there is none for this machine."""
     from nsbox._sys import signals
 
     for s in (signals.SIGPIPE, signals.SIGXFSZ):
         signals.signal(s, signals.SIG_DFL)
     try:
+        if trampoline is not None:
+            from nsbox.process.trampoline import exec_through
+
+            exec_through(trampoline, program, args, env)
         os.execve(program, args, env)
     except OSError as e:
         raise ExecError(f"exec: {program!r}: {os.strerror(e.errno or 0)}", e.errno or 0) from None
