@@ -88,7 +88,17 @@ def keep_caps_across_setuid(on: bool) -> None:
 
 def apply(sets: CapabilitySets) -> None:
     """Set effective/permitted/inheritable exactly, then the ambient set."""
-    _proc.capset(sets.effective, sets.permitted, sets.inheritable)
+    try:
+        _proc.capset(sets.effective, sets.permitted, sets.inheritable)
+    except PermissionError:
+        # a capability the runtime itself lacks cannot be given (this host
+        # withholds CAP_SYS_RESOURCE even from root): name it
+        _, held, _ = _proc.capget()
+        missing = names_of((sets.effective | sets.permitted | sets.inheritable) & ~held)
+        if not missing:
+            raise
+        raise CapabilityError(f"process.capabilities: {', '.join(missing)} cannot be granted: "
+                              "the runtime does not hold it on this host") from None
     _proc.prctl(PR_CAP_AMBIENT, PR_CAP_AMBIENT_CLEAR_ALL)
     for cap in range(64):
         if sets.ambient >> cap & 1:
