@@ -134,7 +134,7 @@ def test_exec_gets_the_containers_filter(rt):  # noqa: F811
 def test_a_client_profile_runs_and_denies(rt):  # noqa: F811
     # podman's own profile (an allow-list, ENOSYS by default), from this host
     here = os.path.dirname(__file__)
-    fixture = os.path.join(here, "..", "..", "shared", "fixtures", "clients", "podman-config.json")
+    fixture = os.path.join(here, "..", "..", "..", "shared", "fixtures", "clients", "podman-config.json")
     if not os.path.exists(fixture):
         pytest.skip("../shared/fixtures is not beside this checkout")
     with open(fixture) as f:
