@@ -97,14 +97,16 @@ class Container:
 
             opts.keyring_name = f"_ses.{container_id}"
             made_cgroup = True
-            cgroup.create()
-            cgroup.apply(spec.linux.resources, linux_devices=spec.linux.devices)
-            warnings += cgroup.warnings
+
+            def apply_limits() -> None:
+                cgroup.apply(spec.linux.resources, linux_devices=spec.linux.devices)
+
             try:
-                pid = launch(spec, d.fifo, hook_state, opts, cgroup)
+                pid = launch(spec, d.fifo, hook_state, opts, cgroup, apply_limits)
             except ExecError as e:
                 # the program is missing: for the runtime that is a failed create (exit 1), as in runc
                 raise NsboxError(str(e)) from None
+            warnings += cgroup.warnings
             record: dict[str, object] = {
                 **oci_state(container_id, CREATED, pid, bundle, annotations),
                 "start_time": process_start_time(pid),

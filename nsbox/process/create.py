@@ -5,22 +5,23 @@
     runtime (nsbox create)           stage 1 (fork of the runtime)     init (fork of stage 1)
     ----------------------           -----------------------------     ----------------------
     open exec.fifo O_RDWR
-    cgroups: create, apply limits
     pipes, fork ------------------>  not dumpable
-    put stage 1 into the cgroups
-        ---------------- "go" ---->  (now init will be born inside them, and a
-                                     new cgroup namespace is rooted there)
-                                     setns into linux.namespaces paths
-                                     (user first)
-                                     unshare(CLONE_NEWUSER)
+    cgroups: create, and put         setns into linux.namespaces paths
+    stage 1 into them                (user first)
+        ---------------- "placed" ->
+    cgroups: apply the limits        unshare(CLONE_NEWUSER)
     (1) <--------------- "maps" ---
     write uid_map/gid_map
         ---------------- "maps-done" ->
-                                     unshare(the other new namespaces)
-                                     time offsets
-                                     fork -------------------------->  PID 1 of the new PID ns
-    (2) <--------------- "pid N" --                                    rootfs: mounts, devices
-    reap stage 1                     exit                              |
+                                     unshare(the other new namespaces,
+                                     but the cgroup one); time offsets
+                                     wait for "placed"; then
+                                     unshare(CLONE_NEWCGROUP): rooted
+                                     in the container's cgroups
+                                     fork -------------------------->  PID 1 of the new PID ns,
+    (2) <--------------- "pid N" --                                    born in the cgroups
+    reap stage 1                     exit                              rootfs: mounts, devices
+                                                                       |
     (3) <----------------------------------------------- "prestart" --+
     prestart, createRuntime hooks                                      |
         ---------------------------------------- "prestart-done S" -->  createContainer hooks
@@ -39,6 +40,12 @@
 
 Why two forks: a new PID namespace applies to the children of the process
 that unshares it, and the runtime itself must stay outside every namespace.
+Why "placed" is not waited for at once: the first migration into a new
+cgroup waits for an RCU grace period (10-15 ms here; runc and crun pay it
+too), so stage 1 imports what init needs and makes the namespaces
+meanwhile, and the limits are written while it does.  Nothing of the
+container runs before both: init is born inside the cgroups, and the
+runtime has applied the limits before it answers "prestart".
 Why the fifo is opened O_RDWR here: such an open never blocks, and the fd
 is a reader init holds from the start, before it becomes an unprivileged
 user that could not reopen it; ``start`` then only needs to write.
@@ -53,7 +60,7 @@ import os
 
 from nsbox._sys import ns as _ns
 from nsbox._sys import process as _proc
-from nsbox._sys.consts import CLONE_NEWUSER, NAMESPACE_TYPES, PR_SET_DUMPABLE
+from nsbox._sys.consts import CLONE_NEWCGROUP, CLONE_NEWUSER, NAMESPACE_TYPES, PR_SET_DUMPABLE
 from nsbox.errors import NsboxError
 from nsbox.oci.spec import SpecError
 from nsbox.process.channel import Channel
@@ -102,12 +109,14 @@ def namespace_plan(spec: Spec) -> tuple[list[tuple[int, str]], int]:
 
 
 def launch(spec: Spec, fifo: str, state_for_hooks: Callable[[int], bytes],
-           opts: LaunchOptions, cgroup: Cgroup | None = None) -> int:
+           opts: LaunchOptions, cgroup: Cgroup | None = None,
+           apply_limits: Callable[[], None] | None = None) -> int:
     """Run the handshake; returns init's pid (in our PID namespace) once init is parked.
 
-    *state_for_hooks(pid)* gives the state JSON the hooks read.  *cgroup*,
-    created and limited by the caller, receives stage 1 before it makes any
-    namespace.  On failure, init is killed before the error is raised.
+    *state_for_hooks(pid)* gives the state JSON the hooks read.  *cgroup*
+    is created and receives stage 1 right after the fork; *apply_limits()*
+    then writes its limits while stage 1 works.  On failure, init is
+    killed before the error is raised.
     """
     join, new = namespace_plan(spec)
     console = None
@@ -136,8 +145,11 @@ def launch(spec: Spec, fifo: str, state_for_hooks: Callable[[int], bytes],
     stage1_reaped = False
     try:
         if cgroup is not None:
+            cgroup.create()
             cgroup.add(stage1)
-        runtime.send("go")
+        runtime.send("placed")
+        if apply_limits is not None:
+            apply_limits()
         # (1) and (2); stage 1 says "pid" after its fork, and init may reach
         # "prestart" before that message is written: take them in any order
         seen_prestart = False
@@ -204,7 +216,7 @@ def _stage1(spec: Spec, chan: Channel, fifo_fd: int, join: list[tuple[int, str]]
     # ptrace us or open /proc/<init>/exe, which is the host's interpreter
     # (the CVE-2019-5736 class).  Inherited by init across fork.
     _proc.prctl(PR_SET_DUMPABLE, 0)
-    chan.recv("go")  # we are in the container's cgroups now
+    placed = False
     if join:
         from nsbox.namespaces import join as join_namespaces
 
@@ -215,15 +227,22 @@ def _stage1(spec: Spec, chan: Channel, fifo_fd: int, join: list[tuple[int, str]]
     if new & CLONE_NEWUSER:
         _ns.unshare(CLONE_NEWUSER)
         chan.send("maps")
-        chan.recv("maps-done")
+        # "placed" may come first: the runtime sends it when it is
+        placed = chan.recv_tagged("placed", "maps-done")[0] == "placed"
+        if placed:
+            chan.recv("maps-done")
         # become the namespace's root, so what follows has its full powers
         os.setresgid(0, 0, 0)
         os.setresuid(0, 0, 0)
-    rest = new & ~CLONE_NEWUSER
+    rest = new & ~(CLONE_NEWUSER | CLONE_NEWCGROUP)  # the cgroup one below, once we are placed
     if rest:
         _ns.unshare(rest)
     if spec.linux.time_offsets:
         _set_time_offsets(spec.linux.time_offsets)
+    if not placed:
+        chan.recv("placed")  # in the container's cgroups: init will be born inside them
+    if new & CLONE_NEWCGROUP:
+        _ns.unshare(CLONE_NEWCGROUP)
     in_userns = bool(new & CLONE_NEWUSER) or any(flag == CLONE_NEWUSER for flag, _ in join)
     init = _proc.fork()
     if init == 0:
