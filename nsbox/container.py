@@ -24,6 +24,7 @@ from nsbox.state import (SECCOMP_CACHE, ContainerNotFound, InvalidState, StateDi
 TYPE_CHECKING = False
 if TYPE_CHECKING:
     from nsbox.cgroups import Cgroup
+    from nsbox.oci.spec import Spec
     from nsbox.process.create import LaunchOptions
     from nsbox.security.seccomp import Program
 
@@ -58,9 +59,10 @@ class Container:
 
     @classmethod
     def create(cls, root: str, container_id: str, bundle: str, opts: LaunchOptions,
-               pid_file: str | None = None) -> Container:
-        """Parse the bundle, launch init and leave it parked; nothing is left
-        behind when any step fails."""
+               pid_file: str | None = None, parsed: tuple[bytes, Spec] | None = None) -> Container:
+        """Parse the bundle (unless *parsed* gives its config.json's bytes and
+        their Spec), launch init and leave it parked; nothing is left behind
+        when any step fails."""
         from nsbox.cgroups import Cgroup
         from nsbox.oci import spec as oci_spec
         from nsbox.oci.features import not_applied, unsupported
@@ -68,8 +70,11 @@ class Container:
 
         bundle = os.path.abspath(bundle)
         # everything is checked before anything is made: a bad bundle leaves nothing
-        raw = oci_spec.read_config(bundle)
-        spec = oci_spec.parse(raw, bundle, os.path.join(bundle, "config.json"))
+        if parsed is not None:
+            raw, spec = parsed
+        else:
+            raw = oci_spec.read_config(bundle)
+            spec = oci_spec.parse(raw, bundle, os.path.join(bundle, "config.json"))
         if spec.process is None:
             raise oci_spec.SpecError("process", "is required to create a container")
         refused = unsupported(spec)

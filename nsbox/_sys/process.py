@@ -215,3 +215,26 @@ def execve(path: str | int, args: list[str], env: dict[str, str]) -> None:
             trace.failure(f"{call}({trace.quote(path)})", e.errno or 0)
         raise OSError(e.errno, f"{call}: {os.strerror(e.errno or 0)}",
                       None if isinstance(path, int) else path) from None
+
+
+# --- resource limits (the resource module costs ~1 ms to import) -------------
+
+#: RLIMIT_* numbers (asm-generic/resource.h: x86 and arm alike)
+RLIMITS = {name: i for i, name in enumerate((
+    "RLIMIT_CPU", "RLIMIT_FSIZE", "RLIMIT_DATA", "RLIMIT_STACK", "RLIMIT_CORE", "RLIMIT_RSS",
+    "RLIMIT_NPROC", "RLIMIT_NOFILE", "RLIMIT_MEMLOCK", "RLIMIT_AS", "RLIMIT_LOCKS",
+    "RLIMIT_SIGPENDING", "RLIMIT_MSGQUEUE", "RLIMIT_NICE", "RLIMIT_RTPRIO", "RLIMIT_RTTIME"))}
+
+
+class _Rlimit(ctypes.Structure):
+    _fields_ = [("cur", ctypes.c_uint64), ("max", ctypes.c_uint64)]
+
+
+def prlimit(resource: int, new: tuple[int, int] | None = None) -> tuple[int, int]:
+    """prlimit(2) on this process: set (soft, hard) when *new* is given; returns the old pair."""
+    old = _Rlimit()
+    limit = _Rlimit(*new) if new is not None else None
+    ret = libc.prlimit(0, resource, ctypes.byref(limit) if limit is not None else None, ctypes.byref(old))
+    if ret == -1 or trace.enabled:
+        check(ret, "prlimit", None, f"prlimit(0, {resource}, {new})")
+    return old.cur, old.max

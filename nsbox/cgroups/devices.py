@@ -24,9 +24,11 @@ any other list is refused.
 
 from __future__ import annotations
 
-from collections.abc import Iterable
-
 from nsbox.cgroups.resources import DeviceRule, _Obj
+
+TYPE_CHECKING = False
+if TYPE_CHECKING:
+    from collections.abc import Iterable
 
 
 def v1_writes(rules: list[DeviceRule]) -> list[tuple[str, str, DeviceRule | None]]:

@@ -25,6 +25,7 @@ def run(argv: list[str], ctx) -> int:  # type: ignore[no-untyped-def]
     from nsbox._sys import process as _proc
     from nsbox._sys.consts import PR_SET_CHILD_SUBREAPER
     from nsbox.container import Container
+    from nsbox.oci import spec as oci_spec
 
     o, operands = PARSER.parse(argv)
     container_id = one_id("run", operands)
@@ -33,15 +34,18 @@ def run(argv: list[str], ctx) -> int:  # type: ignore[no-untyped-def]
         _proc.prctl(PR_SET_CHILD_SUBREAPER, 1)
     opts = launch_options(o)
     listener = None
-    if not detach and not opts.console_socket and _wants_terminal(str(o["bundle"] or ".")):
+    bundle = os.path.abspath(str(o["bundle"] or "."))
+    raw = oci_spec.read_config(bundle)
+    spec = oci_spec.parse(raw, bundle, os.path.join(bundle, "config.json"))
+    if not detach and not opts.console_socket and spec.process is not None and spec.process.terminal:
         # In the foreground a terminal is ours to proxy: make our own console socket.
         from nsbox.process.tty import listen_console_socket
 
         os.makedirs(ctx.root, mode=0o711, exist_ok=True)
         listener, opts.console_socket = listen_console_socket(ctx.root)
     try:
-        container = Container.create(ctx.root, container_id, str(o["bundle"] or "."), opts,
-                                     pid_file=o["pid_file"])  # type: ignore[arg-type]
+        container = Container.create(ctx.root, container_id, bundle, opts, pid_file=o["pid_file"],  # type: ignore[arg-type]
+                                     parsed=(raw, spec))
         show_warnings("run", container.warnings, ctx)
         master = -1
         if listener is not None:
@@ -70,13 +74,6 @@ def run(argv: list[str], ctx) -> int:  # type: ignore[no-untyped-def]
     if not o["keep"]:
         Container.load(ctx.root, container_id).delete(force=True)
     return status
-
-
-def _wants_terminal(bundle: str) -> bool:
-    from nsbox.oci.spec import load
-
-    spec = load(bundle)
-    return spec.process is not None and spec.process.terminal
 
 
 def poll_for(pid: int) -> int | None:

@@ -26,7 +26,10 @@ from __future__ import annotations
 
 import os
 import sys
-from collections.abc import Iterable
+
+TYPE_CHECKING = False
+if TYPE_CHECKING:
+    from collections.abc import Iterable
 
 EPERM = 1
 ENOSYS = 38

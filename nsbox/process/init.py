@@ -45,8 +45,6 @@ def preload(hooks: bool = False, terminal: bool = False, seccomp: bool = False) 
     container's mount namespace, or becoming another user), when the host's
     Python library may be out of reach: an import there would fail with
     ModuleNotFoundError.  Only what this launch needs: each import costs."""
-    import resource  # noqa: F401
-
     import nsbox._sys.signals  # noqa: F401
     import nsbox.process.channel  # noqa: F401
     import nsbox.process.trampoline  # noqa: F401
@@ -206,18 +204,18 @@ def apply_sysctl(sysctl: dict[str, str], spec: Spec) -> None:
 
 
 def apply_rlimits(rlimits: list[object]) -> None:
-    import resource
-
     for i, r in enumerate(rlimits):
-        number = getattr(resource, r.type, None)  # type: ignore[attr-defined]
+        number = _proc.RLIMITS.get(r.type)  # type: ignore[attr-defined]
         if number is None:
             raise SpecError(f"process.rlimits[{i}].type", f"unknown rlimit {r.type!r}")  # type: ignore[attr-defined]
         soft, hard = r.soft, r.hard  # type: ignore[attr-defined]
         try:
-            resource.setrlimit(number, (soft, hard))
-        except (OSError, ValueError) as e:
-            _, host_hard = resource.getrlimit(number)
-            why = str(e) if isinstance(e, ValueError) else os.strerror(e.errno or 0)
+            _proc.prlimit(number, (soft, hard))
+        except OSError as e:
+            _, host_hard = _proc.prlimit(number)
+            why = os.strerror(e.errno or 0)
+            if soft > hard:
+                why = "the soft limit is above the hard one"
             hint = ""
             if hard > host_hard:
                 hint = (f": the hard limit here is {host_hard}, and raising it needs CAP_SYS_RESOURCE, "
