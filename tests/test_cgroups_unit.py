@@ -16,7 +16,7 @@ import os
 
 import pytest
 
-from nsbox.cgroups import Cgroup, CgroupError, convert, tree
+from nsbox.cgroups import Cgroup, CgroupError, bpf_devices, convert, tree
 from nsbox.cgroups.devices import RUNC_DEFAULT_RULES, allows_everything, runc_rules
 from nsbox.cgroups.layout import clean_path
 from nsbox.cgroups.resources import Resources
@@ -205,10 +205,31 @@ def hybrid_host(tmp_path) -> FakeHost:
                     own={"memory": "/process_api/4b26"})
 
 
+class FakeBPF:
+    """The device programs "attached" to fake v2 cgroups: {dir: instructions}."""
+
+    def __init__(self) -> None:
+        self.programs: dict[str, bytes] = {}
+        self.calls: list[tuple[str, bytes | None]] = []
+
+    def install(self, directory: str, insns: bytes | None) -> int | None:
+        if not os.path.isdir(directory):
+            raise CgroupError(f"cannot open {directory}: No such file or directory")
+        self.calls.append((directory, insns))
+        if insns is None:
+            self.programs.pop(directory, None)
+            return None
+        self.programs[directory] = insns
+        return len(self.calls)
+
+
 @pytest.fixture
 def kernel(monkeypatch):
-    """Route nsbox.cgroups' mkdir through the fake host's (control files appear)."""
+    """Route nsbox.cgroups' mkdir through the fake host's (control files
+    appear), and its BPF device programs into ``kernel.bpf``."""
     hosts: list[FakeHost] = []
+    bpf = FakeBPF()
+    monkeypatch.setattr(bpf_devices, "install", bpf.install)
 
     def mkdir(d: str) -> None:
         for host in hosts:
@@ -231,6 +252,7 @@ def kernel(monkeypatch):
         hosts.append(host)
         return host
 
+    make.bpf = bpf  # type: ignore[attr-defined]
     return make
 
 
@@ -962,38 +984,71 @@ def test_unified_keys_must_be_file_names(key):
     [{"allow": True, "type": "c", "major": 1, "minor": 3, "access": "rwm"}, {"allow": False, "access": "rwm"}],
     [{"allow": False, "access": "rwm"}, {"allow": True, "type": "c", "major": 1, "minor": 3, "access": "rwm"},
      {"allow": False, "type": "c", "major": 1, "minor": 3, "access": "w"}],
+    [],
+    [{"allow": False, "access": "rwm"}, *RUNC_DEFAULT_RULES],
 ])
-def test_v2_device_rules_need_bpf(tmp_path, kernel, rules):
-    host = kernel(v2_host, tmp_path)
-    cg = made(host, {})
-    with pytest.raises(CgroupError) as e:
-        cg.apply({"devices": rules})
-    assert str(e.value) == "linux.resources.devices: the cgroup v2 device filter (BPF) is not implemented yet"
-
-
-@pytest.mark.parametrize("rules, warned", [
-    ([{"allow": True, "access": "rwm"}], False),  # nothing to enforce
-    ([{"allow": False, "access": "rwm"}, {"allow": True, "type": "a", "access": "rwm"}], False),
-    ([], True),  # the standard lists every client sends: accepted, but said to be unenforced
-    ([{"allow": False, "access": "rwm"}], True),
-    ([{"allow": False, "access": "rwm"}, *RUNC_DEFAULT_RULES], True),
-    ([{"allow": False, "access": "rwm"}, {"allow": True, "type": "c", "major": 1, "minor": 3, "access": "rw"}], True),
-])
-def test_v2_default_device_rules_pass(tmp_path, kernel, rules, warned):
+def test_v2_device_rules_become_the_bpf_program(tmp_path, kernel, rules):
     host = kernel(v2_host, tmp_path)
     cg = made(host, {"devices": rules})
+    d = cg.paths()[""]
+    expected = bpf_devices.program(runc_rules(Resources({"devices": rules}).devices))
+    assert kernel.bpf.calls == [(d, expected)]
+    assert cg.warnings == []
     assert [p for p, _ in cg.journal if "devices" in p] == []
-    assert bool(cg.warnings) == warned
-    if warned:
-        assert cg.warnings[0].startswith("linux.resources.devices: not enforced")
 
 
-def test_v2_config_device_nodes_count_as_standard(tmp_path, kernel):
+@pytest.mark.parametrize("rules", [
+    [{"allow": True, "access": "rwm"}],
+    [{"allow": False, "access": "rwm"}, {"allow": True, "type": "a", "access": "rwm"}],
+])
+def test_v2_device_rules_allowing_everything_need_no_program(tmp_path, kernel, rules):
+    host = kernel(v2_host, tmp_path)
+    cg = made(host, {"devices": rules})
+    assert kernel.bpf.calls == [(cg.paths()[""], None)]
+    assert kernel.bpf.programs == {} and cg.warnings == []
+
+
+def test_v2_config_device_nodes_are_allowed_by_the_program(tmp_path, kernel):
     host = kernel(v2_host, tmp_path)
     cg = host.cgroup()
     cg.create()
-    cg.apply({"devices": [{"allow": False, "access": "rwm"}]}, linux_devices=[{"type": "c", "major": 10, "minor": 229}])
-    assert cg.warnings
+    nodes = [{"type": "c", "major": 10, "minor": 229}]
+    cg.apply({"devices": [{"allow": False, "access": "rwm"}]}, linux_devices=nodes)
+    (d, insns), = kernel.bpf.calls
+    assert insns == bpf_devices.program(runc_rules(Resources({"devices": [{"allow": False}]}).devices, nodes))
+    assert "jne r2, 229, +2" in bpf_devices.disassemble(insns)  # the minor of 10:229
+
+
+def test_v2_update_replaces_the_device_program_only_when_devices_are_given(tmp_path, kernel):
+    host = kernel(v2_host, tmp_path)
+    cg = made(host, {})
+    d = cg.paths()[""]
+    first = kernel.bpf.programs[d]
+    cg.update({"memory": {"limit": MiB}})
+    assert len(kernel.bpf.calls) == 1  # devices not given: the program stays
+    rules = [{"allow": True, "type": "c", "major": 4, "minor": 64, "access": "rw"}]
+    cg.update({"devices": rules})
+    assert kernel.bpf.programs[d] == bpf_devices.program(runc_rules(Resources({"devices": rules}).devices))
+    assert kernel.bpf.programs[d] != first
+    cg.update({"devices": [{"allow": True, "access": "rwm"}]})
+    assert kernel.bpf.programs == {} and kernel.bpf.calls[-1] == (d, None)
+
+
+def test_v2_device_program_is_written_after_the_checks(tmp_path, kernel):
+    host = kernel(v2_host, tmp_path, "cpu memory")
+    cg = made(host, {})
+    kernel.bpf.calls.clear()
+    with pytest.raises(CgroupError, match=r"^linux.resources.pids"):
+        cg.apply({"devices": [], "pids": {"limit": 5}})  # no pids controller: nothing is done
+    assert kernel.bpf.calls == []
+
+
+def test_v1_host_without_a_devices_controller(tmp_path, kernel):
+    host = kernel(FakeHost, tmp_path, {"memory": "memory"}, None)
+    cg = made(host, {"devices": [{"allow": False, "access": "rwm"}]})
+    assert cg.warnings and cg.warnings[0].startswith("linux.resources.devices: not enforced: this host mounts neither")
+    with pytest.raises(CgroupError, match=r"^linux.resources.devices: devices: cannot be enforced"):
+        cg.apply({"devices": [{"allow": False, "type": "c", "major": 1, "minor": 3}]})
 
 
 def test_runc_rules_compose_the_spec_nodes_and_defaults():

@@ -11,11 +11,14 @@ Which controller serves a linux.resources section::
     hugepageLimits     hugetlb              hugetlb
     network            net_cls, net_prio    (none: v1 only)
     rdma               rdma                 rdma
-    devices            devices              (a BPF program; not implemented)
+    devices            devices              a BPF program attached to the cgroup
     unified            (none: v2 only)      any
 
 A v1 hierarchy holding the controller wins; otherwise the v2 tree, when it
-has the controller (on a hybrid host that is how hugetlb can be v2's).
+has the controller (on a hybrid host that is how hugetlb can be v2's).  The
+device filter is no controller: a program of type CGROUP_DEVICE attaches to
+any v2 cgroup (bpf_devices.py), and is used wherever no v1 devices
+hierarchy is mounted.
 Sections are applied in runc's order: cpuset first, unified last (so that
 raw v2 values override the translated ones, as runc and crun do).
 """
@@ -253,6 +256,11 @@ class Cgroup:
                               controller=controller)
 
     def _plan_devices(self, rules: list[DeviceRule]) -> list:  # type: ignore[type-arg]
+        """The v1 devices files, or else the v2 BPF device filter.  The
+        program is built here, so a rule list it cannot express fails before
+        anything is written.  It replaces the cgroup's device programs
+        (an update never stacks a second one); rules that allow everything
+        need none and remove the one there was."""
         from nsbox.cgroups import v1
         from nsbox.cgroups.devices import allows_everything, is_standard
 
@@ -260,15 +268,23 @@ class Cgroup:
         if h is not None:
             f = self._files(h)
             return [lambda: v1.devices(f, rules)]
-        if allows_everything(rules):
-            return []  # nothing to enforce: no program needed
-        if is_standard(rules):
-            # every client sends this list; refusing it would refuse every
-            # container on a v2 host (see devices.py)
-            warning = (f"{ROOT}.devices: not enforced: the cgroup v2 device filter (BPF) is not implemented yet, "
-                       "so the container can open any device node it can reach")
-            return [lambda: self.warnings.append(warning)]
-        raise CgroupError("the cgroup v2 device filter (BPF) is not implemented yet", json_path=f"{ROOT}.devices")
+        v2 = self._v2()
+        if v2 is None:
+            # a v1 host whose devices controller is not mounted
+            if allows_everything(rules):
+                return []
+            if is_standard(rules):
+                # every client sends this list; refusing it would refuse
+                # every container on such a host
+                warning = (f"{ROOT}.devices: not enforced: this host mounts neither the cgroup v1 devices "
+                           "controller nor cgroup v2, so the container can open any device node it can reach")
+                return [lambda: self.warnings.append(warning)]
+            raise CgroupError("cannot be enforced: this host mounts neither the cgroup v1 devices controller nor "
+                              "cgroup v2", json_path=f"{ROOT}.devices", controller="devices")
+        from nsbox.cgroups import bpf_devices
+
+        insns = None if allows_everything(rules) else bpf_devices.program(rules)
+        return [lambda: bpf_devices.install(v2.dir, insns)]
 
     def _plan_network(self, r: Resources) -> list:  # type: ignore[type-arg]
         from nsbox.cgroups import v1

@@ -1,5 +1,5 @@
-"""``linux.resources.devices``: the device access rules, as the v1 devices
-controller takes them, and what cgroup v2 would need instead.
+"""``linux.resources.devices``: the device access rules, how the v1 devices
+controller takes them, and the model of what they mean.
 
 As in runc, the rules enforced are the spec's, then an allow rule for every
 ``linux.devices`` node, then runc's default nodes (/dev/null, /dev/zero, the
@@ -15,11 +15,12 @@ order, each to devices.allow or devices.deny.  Rules before the last
 wildcard would be wiped by it and are not written.
 
 cgroup v2 has no devices files: access is decided by a BPF program attached
-to the cgroup (BPF_CGROUP_DEVICE), which nsbox does not build yet.  Until it
-does, a v2 host accepts only rule lists with nothing to enforce (allow-all)
-or runc's standard list (deny all, then allow runc's default nodes), which
-every client sends and which is then NOT enforced (Cgroup.warnings says so);
-any other list is refused.
+to the cgroup (BPF_CGROUP_DEVICE).  :func:`effective` computes, from the
+same rule list, the state the v1 kernel would end up in (its default and
+its exceptions, exactly as security/device_cgroup.c keeps them), and
+bpf_devices.py compiles that state into the program; :func:`v1_allows` is
+the v1 kernel's access check on it, the reference the program is tested
+against.  Both controllers therefore grant the same accesses.
 """
 
 from __future__ import annotations
@@ -45,20 +46,70 @@ def v1_writes(rules: list[DeviceRule]) -> list[tuple[str, str, DeviceRule | None
     return out
 
 
-def allows_everything(rules: list[DeviceRule]) -> bool:
-    """True when the rules end as "every device, every access" (nothing to enforce).
+#: one exception of the v1 model: (type "c" or "b", major, minor, access in
+#: "rwm" order); -1 is the wildcard ``*``
+DeviceException = tuple[str, int, int, str]
 
-    Modelled on the kernel's v1 behaviour: a type-a rule sets the default;
-    a later rule of the other polarity makes an exception that may remove
-    access; a rule of the default's polarity only removes exceptions.
+
+def _number(n: int | None) -> int:
+    return -1 if n is None else n
+
+
+def effective(rules: list[DeviceRule]) -> tuple[bool, list[DeviceException]]:
+    """(allow by default, exceptions): the state the v1 kernel is in after
+    *rules*, applied in order on top of deny-all (security/device_cgroup.c):
+
+    * type ``a`` sets the default to the rule's verdict and drops every
+      exception;
+    * a rule whose verdict is not the default's adds an exception, merging
+      its access into an existing one for the same type:major:minor;
+    * a rule whose verdict is the default's takes its access away from the
+      exception for the same type:major:minor, and drops the exception when
+      no access is left.  Keys match exactly: ``c 1:*`` does not touch
+      ``c 1:3``.
     """
     default_allow = False
-    exceptions = False
+    table: dict[tuple[str, int, int], set[str]] = {}
     for rule in rules:
         if rule.wildcard:
-            default_allow, exceptions = rule.allow, False
-        elif rule.allow != default_allow:
-            exceptions = True
+            default_allow, table = rule.allow, {}
+            continue
+        key = (rule.type, _number(rule.major), _number(rule.minor))
+        if rule.allow != default_allow:
+            table.setdefault(key, set()).update(rule.access)
+        elif key in table:
+            table[key] -= set(rule.access)
+            if not table[key]:
+                del table[key]
+    return default_allow, [(t, major, minor, "".join(c for c in "rwm" if c in access))
+                           for (t, major, minor), access in table.items()]
+
+
+def v1_allows(state: tuple[bool, list[DeviceException]], dev_type: str, major: int, minor: int,
+              access: str) -> bool:
+    """The v1 kernel's check of one access (*access*: the letters asked for
+    together, ``rw`` for an O_RDWR open) to device *dev_type* *major*:*minor*,
+    in the *state* from :func:`effective`.
+
+    Deny by default: allowed when ONE exception covers every letter asked
+    for (``c 1:* r`` plus ``c 1:3 w`` does not allow an ``rw`` open of 1:3).
+    Allow by default: denied when an exception shares ANY letter with the
+    request.
+    """
+    default_allow, exceptions = state
+    for t, ex_major, ex_minor, ex_access in exceptions:
+        if t != dev_type or ex_major not in (-1, major) or ex_minor not in (-1, minor):
+            continue
+        if default_allow and set(access) & set(ex_access):
+            return False
+        if not default_allow and set(access) <= set(ex_access):
+            return True
+    return default_allow
+
+
+def allows_everything(rules: list[DeviceRule]) -> bool:
+    """True when the rules end as "every device, every access" (nothing to enforce)."""
+    default_allow, exceptions = effective(rules)
     return default_allow and not exceptions
 
 
