@@ -21,7 +21,9 @@ When the runtime calls what::
 
 Modules: layout (which hierarchies, where the container goes), resources
 (linux.resources parsed and checked), v1 / v2 (fields -> files), convert
-(v1 numbers -> v2), devices, tree (mkdir/rmdir/walk), freezer, stats.
+(v1 numbers -> v2), devices (the rules and their v1 semantics), bpf_devices
+(those semantics as a cgroup v2 BPF device program), tree (mkdir/rmdir/walk),
+freezer, stats.
 """
 
 from __future__ import annotations
