@@ -21,6 +21,8 @@ from nsbox.oci.state import CREATED, CREATING, PAUSED, RUNNING, STOPPED, oci_sta
 from nsbox.state import (SECCOMP_CACHE, ContainerNotFound, InvalidState, StateDir, is_alive, process_start_time,
                          write_atomic)
 
+SIGKILL = 9
+
 TYPE_CHECKING = False
 if TYPE_CHECKING:
     from nsbox.cgroups import Cgroup
@@ -104,7 +106,7 @@ class Container:
             made_cgroup = True
 
             def apply_limits() -> None:
-                cgroup.apply(spec.linux.resources, linux_devices=spec.linux.devices)
+                cgroup.apply(spec.linux.resources)
 
             try:
                 pid = launch(spec, d.fifo, hook_state, opts, cgroup, apply_limits)
@@ -114,6 +116,7 @@ class Container:
             warnings += cgroup.warnings
             record: dict[str, object] = {
                 **oci_state(container_id, CREATED, pid, bundle, annotations),
+                "rootfs": spec.root_path,
                 "start_time": process_start_time(pid),
                 "created": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
                 "owner": os.getuid(),
@@ -212,29 +215,75 @@ class Container:
             run_hooks(spec.hooks["poststart"], "poststart", to_json(self.state()))
 
     def signal(self, signum: int, all_processes: bool = False) -> None:
-        """Send *signum* to init (or every process of the container)."""
+        """Send *signum* to init (or every process of the container).
+
+        ``--all`` works on a stopped container too, as in runc: when init
+        shares another container's PID namespace (or the host's), its
+        children outlive it, and containerd's shim sends ``kill --all KILL``
+        after init's exit to clear them.
+
+        A paused container: SIGKILL thaws it afterwards, since a task frozen
+        by the v1 freezer acts on no signal, SIGKILL included, until it is
+        thawed (runc does the same; the container is dead either way).
+        Other signals stay pending until ``resume``.
+        """
         status = self.status()
+        if all_processes:
+            self._signal_all(signum, status)
+            return
         if status == STOPPED:
             raise InvalidState("container not running")
+        self._send(self.pid, signum)
+        if status == PAUSED and signum == SIGKILL:
+            cgroup = self.cgroup()
+            if cgroup is not None:
+                cgroup.thaw()
+
+    def _signal_all(self, signum: int, status: str) -> None:
+        from nsbox.cgroups.errors import CgroupError
+
+        cgroup = self.cgroup()
+        if cgroup is None or not cgroup.exists():
+            if status == STOPPED:
+                return  # nothing of it is left to signal (runc: no error either)
+            for pid in self.processes():
+                self._send(pid, signum)
+            return
+        # Frozen while we signal, so that no process forks a new one we would
+        # miss; a container that was paused stays paused (unless SIGKILL).
+        was_frozen = cgroup.frozen()
+        froze = False
+        if not was_frozen:
+            try:
+                cgroup.freeze()
+                froze = True
+            except CgroupError:
+                pass  # no freezer, or a task stuck in D state: signal them anyway
+        try:
+            for pid in cgroup.pids():
+                self._send(pid, signum)
+        finally:
+            if froze or (was_frozen and signum == SIGKILL):
+                cgroup.thaw()
+
+    def _send(self, pid: int, signum: int) -> None:
         from nsbox._sys import process as _proc
 
-        pids = self.processes() if all_processes else [self.pid]
-        for pid in pids:
-            try:
-                pidfd = _proc.pidfd_open(pid)
-            except OSError:
-                continue  # exited meanwhile
-            try:
-                # the pidfd pins the process: if it is still the one we
-                # recorded now, the signal cannot hit a recycled pid
-                if pid == self.pid and not self.alive():
-                    continue
-                _proc.pidfd_send_signal(pidfd, signum)
-            except OSError as e:
-                if e.errno != 3:  # ESRCH: it exited meanwhile
-                    raise
-            finally:
-                os.close(pidfd)
+        try:
+            pidfd = _proc.pidfd_open(pid)
+        except OSError:
+            return  # exited meanwhile
+        try:
+            # the pidfd pins the process: if it is still the one we
+            # recorded now, the signal cannot hit a recycled pid
+            if pid == self.pid and not self.alive():
+                return
+            _proc.pidfd_send_signal(pidfd, signum)
+        except OSError as e:
+            if e.errno != 3:  # ESRCH: it exited meanwhile
+                raise
+        finally:
+            os.close(pidfd)
 
     def processes(self) -> list[int]:
         """Host pids of the container's processes: those in its cgroup (sub-cgroups

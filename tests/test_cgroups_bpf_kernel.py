@@ -241,7 +241,7 @@ def test_program_matches_the_v1_controller(lab, specs):
 
 
 def test_runcs_standard_rules_match_the_v1_controller(lab):
-    rules = runc_rules(rules_of("-a"), [{"type": "c", "major": 1, "minor": 11}])
+    rules = runc_rules(rules_of("-a", "+c 1:11 rwm"))
     v2 = lab.prober(lab.v2(bd.program(rules))).probe(lab.tmp)
     assert v2 == lab.prober(lab.v1(rules)).probe(lab.tmp)
     assert v2[("c", 1, 11, "rw")] == "ok" and v2[("c", 1, 3, "rw")] == "ok"
@@ -380,8 +380,8 @@ cg.create()
 prober = None
 try:
     cg.apply({"devices": [{"allow": False, "access": "rwm"},
-                          {"allow": True, "type": "c", "major": 1, "minor": 11, "access": "r"}]},
-             linux_devices=[{"type": "b", "major": 7, "minor": 0}])
+                          {"allow": True, "type": "c", "major": 1, "minor": 11, "access": "r"},
+                          {"allow": True, "type": "b", "major": 7, "minor": 0, "access": "rwm"}]})
     out["warnings"] = cg.warnings
     out["attached"] = bpf_devices.attached(d)
     prober = subprocess.Popen([*PY, PROBER], stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True)

@@ -241,7 +241,7 @@ def test_semantic_table(specs, device, access, allowed):
 
 
 def test_runc_rules_program_agrees_with_v1():
-    rules = runc_rules(rules_of("-a", "+c 4:64 rw"), [{"type": "b", "major": 8, "minor": 16}])
+    rules = runc_rules(rules_of("-a", "+c 4:64 rw", "+b 8:16 rwm"))
     agree(rules)
     insns = bd.program(rules)
     assert run(insns, "c", 1, 3, "rw") and run(insns, "c", 136, 7, "rw") and run(insns, "b", 8, 16, "rwm")

@@ -743,13 +743,13 @@ def test_v1_devices_deny_all_first_then_the_rules_in_order(tmp_path, kernel):
                                  ("devices.deny", "c 1:3 m"), ("devices.allow", "b *:0 r"), *DEFAULTS]
 
 
-def test_v1_devices_given_or_not_are_runcs_deny_all_plus_defaults_and_nodes(tmp_path, kernel):
+def test_v1_devices_given_or_not_are_runcs_deny_all_plus_defaults(tmp_path, kernel):
+    # the config's device nodes get no rule of their own (runc 1.1 adds none)
     host = kernel(v1_host, tmp_path)
     cg = host.cgroup()
     cg.create()
-    cg.apply({}, linux_devices=[{"type": "c", "major": 10, "minor": 229, "path": "/dev/fuse"},
-                                {"type": "p", "major": 0, "minor": 0, "path": "/dev/fifo"}])
-    assert device_writes(cg) == [("devices.deny", "a"), ("devices.allow", "c 10:229 rwm"), *DEFAULTS]
+    cg.apply({})
+    assert device_writes(cg) == [("devices.deny", "a"), *DEFAULTS]
     cg.journal.clear()
     cg.update({"memory": {"limit": MiB}})  # update leaves devices alone unless given (runc)
     assert device_writes(cg) == []
@@ -1008,17 +1008,6 @@ def test_v2_device_rules_allowing_everything_need_no_program(tmp_path, kernel, r
     assert kernel.bpf.programs == {} and cg.warnings == []
 
 
-def test_v2_config_device_nodes_are_allowed_by_the_program(tmp_path, kernel):
-    host = kernel(v2_host, tmp_path)
-    cg = host.cgroup()
-    cg.create()
-    nodes = [{"type": "c", "major": 10, "minor": 229}]
-    cg.apply({"devices": [{"allow": False, "access": "rwm"}]}, linux_devices=nodes)
-    (d, insns), = kernel.bpf.calls
-    assert insns == bpf_devices.program(runc_rules(Resources({"devices": [{"allow": False}]}).devices, nodes))
-    assert "jne r2, 229, +2" in bpf_devices.disassemble(insns)  # the minor of 10:229
-
-
 def test_v2_update_replaces_the_device_program_only_when_devices_are_given(tmp_path, kernel):
     host = kernel(v2_host, tmp_path)
     cg = made(host, {})
@@ -1051,15 +1040,11 @@ def test_v1_host_without_a_devices_controller(tmp_path, kernel):
         cg.apply({"devices": [{"allow": False, "type": "c", "major": 1, "minor": 3}]})
 
 
-def test_runc_rules_compose_the_spec_nodes_and_defaults():
-    class Node:  # an nsbox.oci.spec.Device
-        type, major, minor = "u", 4, 64
-
+def test_runc_rules_are_the_spec_rules_then_the_defaults():
     given = Resources({"devices": [{"allow": False, "access": "rwm"}]}).devices
-    rules = runc_rules(given, [Node(), {"type": "p", "major": 0, "minor": 0}])
-    assert [r.cgroup_string() for r in rules[:2]] == ["a *:* rwm", "c 4:64 rwm"]
-    assert rules[1].path == "linux.devices[0]"
-    assert [("devices.allow", r.cgroup_string()) for r in rules[2:]] == DEFAULTS
+    rules = runc_rules(given)
+    assert [r.cgroup_string() for r in rules[:1]] == ["a *:* rwm"]
+    assert [("devices.allow", r.cgroup_string()) for r in rules[1:]] == DEFAULTS
 
 
 def test_hybrid_devices_use_the_v1_controller(tmp_path, kernel):

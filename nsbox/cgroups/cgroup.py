@@ -158,20 +158,19 @@ class Cgroup:
 
     # -- limits ----------------------------------------------------------------
 
-    def apply(self, resources: dict | None, *, linux_devices: Iterable[object] = ()) -> None:  # type: ignore[type-arg]
+    def apply(self, resources: dict | None) -> None:  # type: ignore[type-arg]
         """Apply ``linux.resources``; refuses (naming the field) what this host
         cannot do before writing anything.
 
         The device rules are always enforced, as runc does: the spec's, then
-        allow rules for *linux_devices* (``linux.devices``: the nodes the
-        runtime makes in /dev), then runc's defaults (devices.py)."""
+        runc's defaults (devices.py)."""
         from nsbox.cgroups.devices import runc_rules
         from nsbox.cgroups.resources import Resources
 
         r = Resources(resources)
-        self._run(self._plan(r, False, runc_rules(r.devices, linux_devices)))
+        self._run(self._plan(r, False, runc_rules(r.devices)))
 
-    def update(self, resources: dict | None, *, linux_devices: Iterable[object] = ()) -> None:  # type: ignore[type-arg]
+    def update(self, resources: dict | None) -> None:  # type: ignore[type-arg]
         """``nsbox update``: only the fields given change.  Differences from
         apply, as in runc: devices are left alone unless given; on v2, a new
         memory limit alone keeps the memory+swap total (v1 keeps it by
@@ -181,7 +180,7 @@ class Cgroup:
         from nsbox.cgroups.resources import Resources
 
         r = Resources(resources)
-        rules = runc_rules(r.devices, linux_devices) if r.devices is not None else None
+        rules = runc_rules(r.devices) if r.devices is not None else None
         self._run(self._plan(r, True, rules))
 
     @staticmethod

@@ -161,23 +161,14 @@ def is_standard(rules: list[DeviceRule]) -> bool:
     return True
 
 
-def runc_rules(given: list[DeviceRule] | None, linux_devices: Iterable[object] = ()) -> list[DeviceRule]:
+def runc_rules(given: list[DeviceRule] | None) -> list[DeviceRule]:
     """The rules runc enforces for a config (its specconv.CreateCgroupConfig):
-    linux.resources.devices, then an allow-"rwm" rule for each linux.devices
-    node (so the nodes the runtime makes can be opened), then
-    RUNC_DEFAULT_RULES.  Given or not, the list starts from deny-all.
-
-    *linux_devices*: nsbox.oci.spec.Device objects or dicts with type, major, minor.
+    linux.resources.devices, then RUNC_DEFAULT_RULES.  Given or not, the list
+    starts from deny-all.  The nodes of linux.devices get no rule of their
+    own: runc 1.1 adds none (a client that wants them opened says so in
+    linux.resources.devices, as podman's --device does, with the access it
+    asked for).
     """
     out = list(given or [])
-    for i, d in enumerate(linux_devices):
-        def get(key: str, d: object = d) -> object:
-            return d.get(key) if isinstance(d, dict) else getattr(d, key, None)
-
-        kind = get("type")
-        if kind == "p":
-            continue  # a fifo: not the device controller's business
-        out.append(DeviceRule(_Obj({"allow": True, "type": "c" if kind == "u" else kind, "major": get("major"),
-                                    "minor": get("minor"), "access": "rwm"}, f"linux.devices[{i}]")))
     out.extend(DeviceRule(_Obj(dict(r), f"(runc's default device rule {j})")) for j, r in enumerate(RUNC_DEFAULT_RULES))
     return out

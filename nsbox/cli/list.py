@@ -5,6 +5,7 @@ from __future__ import annotations
 import sys
 
 from nsbox.cli.options import NONE, REQUIRED, Opt, Parser
+from nsbox.cli.runtime import owner_name
 from nsbox.errors import UsageError
 
 PARSER = Parser("nsbox list", "[options]", [
@@ -27,7 +28,7 @@ def run(argv: list[str], ctx) -> int:  # type: ignore[no-untyped-def]
         state = c.state()
         rows.append({"ociVersion": state["ociVersion"], "id": c.id, "pid": state.get("pid", 0),
                      "status": state["status"], "bundle": c.bundle, "rootfs": c.record.get("rootfs", ""),
-                     "created": c.record.get("created", ""), "owner": _owner(c.record.get("owner")),
+                     "created": c.record.get("created", ""), "owner": owner_name(c.record.get("owner")),
                      "annotations": state.get("annotations") or {}})
     if o["quiet"]:
         sys.stdout.write("".join(f"{r['id']}\n" for r in rows))
@@ -44,11 +45,3 @@ def run(argv: list[str], ctx) -> int:  # type: ignore[no-untyped-def]
             sys.stdout.write("   ".join(cell.ljust(w) for cell, w in zip(line, widths)).rstrip() + "\n")
     return 0
 
-
-def _owner(uid: object) -> str:
-    import pwd
-
-    try:
-        return pwd.getpwuid(int(str(uid))).pw_name
-    except (KeyError, ValueError):
-        return str(uid)

@@ -34,3 +34,13 @@ def show_warnings(verb: str, warnings: list[str], ctx) -> None:  # type: ignore[
             from nsbox.cli.main import log_line
 
             log_line(str(ctx.log), ctx.log_format, "warning", f"{verb}: {text}")
+
+
+def owner_name(uid: object) -> str:
+    """The user name of a container's owner (uid), as runc shows it; the number when it has no name."""
+    import pwd
+
+    try:
+        return pwd.getpwuid(int(str(uid))).pw_name
+    except (KeyError, ValueError):
+        return str(uid)

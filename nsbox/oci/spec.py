@@ -250,7 +250,7 @@ class Device:
         needs_numbers = self.type != "p"
         self.major = o.int("major", None if not needs_numbers else None, required=needs_numbers, minimum=0)
         self.minor = o.int("minor", None, required=needs_numbers, minimum=0)
-        self.file_mode = o.int("fileMode", None, minimum=0, maximum=0o7777)
+        self.file_mode = o.int("fileMode", None, minimum=0, maximum=0xFFFFFFFF)  # podman sends S_IFCHR too
         self.uid = o.int("uid", None, minimum=0)
         self.gid = o.int("gid", None, minimum=0)
 
