@@ -14,7 +14,8 @@ The steps, in order::
        no supplementary groups) unless --preserve-credentials
     5. chroot to the root fd, chdir to the wd fd (never leaving the cwd outside)
     6. a joined PID namespace applies to children only: fork, and wait
-    7. execve
+    7. execve, through the sealed exec trampoline (nsbox.process.trampoline):
+       the program may be the other namespace's ``#!/proc/self/exe`` script
 """
 
 from __future__ import annotations
@@ -74,6 +75,9 @@ def run(spec: EnterSpec) -> int:
     chosen = _choose(spec)
     root_fd = _open_dir(spec.root, "root", spec.target)
     wd_fd = _open_dir(spec.wd, "cwd", spec.target)
+    from nsbox.process.trampoline import prepare  # before the join: the host's library may be out of reach
+
+    trampoline = prepare()
     try:
         _proc.prctl(PR_SET_DUMPABLE, 0)
         joined = _join(spec, chosen)
@@ -94,8 +98,8 @@ def run(spec: EnterSpec) -> int:
                 os.close(fd)
     fork = spec.fork if spec.fork is not None else bool(joined & CLONE_NEWPID)
     if not fork:
-        launch.exec_command(spec.argv)
-    return launch.fork_and_wait(lambda: launch.exec_command(spec.argv))
+        launch.exec_command(spec.argv, trampoline)
+    return launch.fork_and_wait(lambda: launch.exec_command(spec.argv, trampoline))
 
 
 def _choose(spec: EnterSpec) -> list[tuple[str, int, str, bool]]:

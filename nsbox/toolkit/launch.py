@@ -194,6 +194,19 @@ def set_credentials(uid: int | None, gid: int | None, may_setgroups: bool) -> No
         os.setresuid(uid, uid, uid)
 
 
+def _on_path(name: str) -> str | None:
+    """The executable execvp would run for *name*, or None (then execvp itself says why)."""
+    if "/" in name:
+        candidates = [name]
+    else:
+        dirs = (os.environ.get("PATH") or "/usr/local/bin:/usr/bin:/bin").split(":")
+        candidates = [os.path.join(d or ".", name) for d in dirs]
+    for candidate in candidates:
+        if os.path.isfile(candidate) and os.access(candidate, os.X_OK):
+            return candidate
+    return None
+
+
 def keep_capabilities() -> None:
     """Carry the capabilities we hold across exec, even as a non-root uid:
     make the permitted set inheritable and raise each one as ambient."""
@@ -204,14 +217,24 @@ def keep_capabilities() -> None:
             _proc.prctl(PR_CAP_AMBIENT, PR_CAP_AMBIENT_RAISE, cap)
 
 
-def exec_command(argv: Sequence[str]) -> None:
-    """Exec *argv* (default: $SHELL or /bin/sh).  Raises ExecError (126/127)."""
+def exec_command(argv: Sequence[str], trampoline: int | None = None) -> None:
+    """Exec *argv* (default: $SHELL or /bin/sh).  Raises ExecError (126/127).
+
+    With *trampoline* (nsbox.process.trampoline.prepare()), the program is
+    exec'd by the sealed trampoline: ``ns enter`` runs programs of another
+    mount namespace, which may be a ``#!/proc/self/exe`` script that would
+    otherwise run (and hand out) the host's Python."""
     args = list(argv) or [os.environ.get("SHELL") or "/bin/sh"]
     # Python ignores SIGPIPE and SIGXFSZ for itself; the command must start
     # with the default dispositions, as it would from a shell.
     for s in (signal.SIGPIPE, signal.SIGXFSZ):
         signal.signal(s, signal.SIG_DFL)
     try:
+        program = _on_path(args[0]) if trampoline is not None else None
+        if program is not None:
+            from nsbox.process.trampoline import exec_through
+
+            exec_through(trampoline, program, args, dict(os.environ))  # type: ignore[arg-type]
         _proc.execvpe(args[0], args)
     except OSError as e:
         raise ExecError(f"cannot run {args[0]}: {os.strerror(e.errno or 0)}", e.errno or 0) from None

@@ -35,7 +35,7 @@ import sys
 
 import pytest
 
-from conftest import requires_root
+from conftest import nsbox, requires_root
 
 pytestmark = requires_root
 
@@ -71,17 +71,20 @@ def _give_the_interpreter_its_libraries(rootfs: str) -> None:
 
 
 
-@pytest.mark.parametrize("how", ["exec", "start"])
+@pytest.mark.parametrize("how", ["exec", "start", "ns-enter"])
 def test_shebang_proc_self_exe_gives_no_handle_on_the_host_interpreter(box, how):
     host = os.stat(HOST_INTERPRETER)
     target = f"{host.st_dev}:{host.st_ino}"
     _give_the_interpreter_its_libraries(box.rootfs)
     # the watcher: every process's /proc/<pid>/exe, stat only, for ~8 s
     watcher = ["probe", "watch", str(host.st_dev), str(host.st_ino), "8"]
-    if how == "exec":
+    if how in ("exec", "ns-enter"):
         box.create("watched", watcher)
         box("start", "watched", check=True)
-        r = box("exec", "watched", "/bin/evil")
+        if how == "exec":
+            r = box("exec", "watched", "/bin/evil")
+        else:  # nsenter's way in, as an admin would
+            r = nsbox("ns", "enter", "-t", str(box.rt.state("watched")["pid"]), "--all", "/bin/evil")
         evil_out, evil_err = r.stdout, r.stderr
         box("kill", "watched", "KILL")
         box.rt.wait_status("watched", "stopped")
