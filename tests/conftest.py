@@ -108,6 +108,21 @@ _PRELOAD = ("nsbox.cli.main nsbox.cli.ns nsbox.cli.ns_unshare nsbox.cli.ns_enter
 UNPRIVILEGED_UID = 12345
 
 
+def read_pty_until(master: int, marker: bytes, timeout: float = 10) -> bytes:
+    """What a container writes to its terminal, read from the pty master
+    until *marker* shows up (or the pty closes, or *timeout* passes)."""
+    import time
+
+    out = b""
+    deadline = time.monotonic() + timeout
+    while marker not in out and time.monotonic() < deadline:
+        try:
+            out += os.read(master, 4096)
+        except OSError:  # EIO: the last process of the pty's session is gone
+            break
+    return out
+
+
 def nsbox_as(uid: int, *args: str, timeout: float = 30) -> subprocess.CompletedProcess[str]:
     """Run ``nsbox ARGS`` as *uid* (gid the same, no groups, no capabilities).
 

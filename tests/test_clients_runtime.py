@@ -16,7 +16,8 @@ import time
 
 import pytest
 
-from conftest import requires_root
+from conftest import NSBOX, read_pty_until, requires_root
+from nsbox.process.tty import receive_master
 from nsbox.testing.bundle import read_config, write_config
 from test_runtime import _linux, rt  # noqa: F401 - the fixture
 
@@ -199,24 +200,15 @@ def test_conmon_exec_with_tty_through_the_console_socket(rt, tmp_path):  # noqa:
     (tmp_path / "exec-process").write_text(json.dumps(process))
     master = -1
     try:
-        p = subprocess.Popen([*__import__("conftest").NSBOX, "--log-format=json", "--log", str(tmp_path / "oci-log"),
+        p = subprocess.Popen([*NSBOX, "--log-format=json", "--log", str(tmp_path / "oci-log"),
                               "--root", rt.root, "exec", "--pid-file", str(tmp_path / "exec_pid"), "--process",
                               str(tmp_path / "exec-process"), "--detach", "--tty", "--console-socket", path, "cm"],
                              stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
         listener.settimeout(20)
-        conn, _ = listener.accept()
-        _, fds, _, _ = socket.recv_fds(conn, 1024, 1)
-        conn.close()
-        master = fds[0]
+        master = receive_master(listener)
         assert p.wait(timeout=30) == 0, p.stderr.read()
         p.stderr.close()
-        out = b""
-        deadline = time.monotonic() + 10
-        while b"exec-tty-ok" not in out and time.monotonic() < deadline:
-            try:
-                out += os.read(master, 4096)
-            except OSError:
-                break
+        out = read_pty_until(master, b"exec-tty-ok")
     finally:
         listener.close()
         if master >= 0:

@@ -9,7 +9,7 @@ import time
 
 import pytest
 
-from conftest import NSBOX, nsbox, requires_root
+from conftest import NSBOX, nsbox, read_pty_until, requires_root
 
 from nsbox.state import SECCOMP_CACHE
 from nsbox.testing.bundle import make_bundle, make_rootfs, read_config, write_config
@@ -444,6 +444,19 @@ def test_exec_joins_the_container(rt):
     assert name == "nsbox" and int(pid) > 1 and init_cmd.strip() == "sleep 60"
 
 
+def test_exec_names_why_the_programs_own_exec_failed(rt):
+    # the program passes the runtime's checks (it exists, it is executable)
+    # but the kernel refuses it: the trampoline's report reaches the runtime
+    with open(os.path.join(rt.rootfs, "bin", "notelf"), "w") as f:
+        f.write("\x7fELF but not really\n")
+    os.chmod(os.path.join(rt.rootfs, "bin", "notelf"), 0o755)
+    rt.create("bad-exec", ["sleep", "60"])
+    rt("start", "bad-exec", check=True)
+    r = rt("exec", "bad-exec", "/bin/notelf")
+    assert r.returncode == 126, r.stderr
+    assert "nsbox: exec: exec: '/bin/notelf': Exec format error" in r.stderr, r.stderr
+
+
 def test_exec_process_file_and_user(rt, tmp_path):
     rt.create("exp", ["sleep", "60"])
     rt("start", "exp", check=True)
@@ -525,6 +538,8 @@ def test_run_foreground_proxies_a_terminal(rt):
 def test_console_socket_gets_the_pty_master(rt, tmp_path):
     import socket
 
+    from nsbox.process.tty import receive_master
+
     path = str(tmp_path / "console.sock")
     listener = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
     listener.bind(path)
@@ -537,18 +552,9 @@ def test_console_socket_gets_the_pty_master(rt, tmp_path):
         r = rt("create", "--bundle", b, "--console-socket", path, "cs", stdout=subprocess.DEVNULL,
                stderr=subprocess.PIPE)
         assert r.returncode == 0, r.stderr
-        conn, _ = listener.accept()
-        _, fds, _, _ = socket.recv_fds(conn, 1024, 1)
-        conn.close()
-        master = fds[0]
+        master = receive_master(listener)
         rt("start", "cs", check=True)
-        out = b""
-        deadline = time.monotonic() + 10
-        while b"via-console" not in out and time.monotonic() < deadline:
-            try:
-                out += os.read(master, 4096)
-            except OSError:
-                break
+        out = read_pty_until(master, b"via-console")
         os.close(master)
     finally:
         listener.close()

@@ -86,11 +86,13 @@ class Channel:
     def recv(self, *expected: str) -> bytes:
         return self.recv_tagged(*expected)[1]
 
-    def wait_closed(self) -> None:
-        """Return when the other side closes (it exec'd); raise the error it sends instead."""
+    def wait_closed(self, *allowed: str) -> tuple[str, bytes] | None:
+        """Return None when the other side closes (it exec'd); raise the error
+        it sends instead, or return a message whose tag is *allowed*."""
         message = self._next()
-        if message is not None:
+        if message is not None and message[0] not in allowed:
             raise NsboxError(f"protocol error: unexpected {message[0]} from the {self.peer}")
+        return message
 
     def fds(self) -> set[int]:
         return {self.rfd, self.wfd}

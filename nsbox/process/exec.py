@@ -88,7 +88,14 @@ def exec_in(init_pid: int, process: Process, preserve_fds: int = 0, console_sock
                 serve_listener(runtime, seccomp, pid, int(payload), state)
         os.waitpid(stage1, 0)
         stage1 = 0
-        runtime.wait_closed()  # EOF: it exec'd; or the error that stopped it
+        # EOF: it exec'd; or the error that stopped it, or the trampoline's
+        # report that the program's own exec failed
+        failed = runtime.wait_closed("exec-failed")
+        if failed is not None:
+            from nsbox.errors import ExecError
+
+            err = int(failed[1])
+            raise ExecError(f"exec: {process.args[0]!r}: {os.strerror(err)}", err)
         return pid
     except BaseException:
         for victim in (pid, stage1):
@@ -169,4 +176,4 @@ def _become(process: Process, chan: Channel, preserve_fds: int, console: socket.
     if late_seccomp is not None:
         install_seccomp(late_seccomp, chan)
     chan.send("ready")
-    exec_program(program, process.args, env, trampoline)
+    exec_program(program, process.args, env, trampoline, chan.wfd)

@@ -281,10 +281,12 @@ def switch_user_process(process: Process) -> None:
         caps.apply(caps.CapabilitySets(0, 0, 0, 0, 0))
 
 
-def exec_program(program: str, args: list[str], env: dict[str, str], trampoline: int | None) -> None:
+def exec_program(program: str, args: list[str], env: dict[str, str], trampoline: int | None,
+                 report_fd: int | None = None) -> None:
     """The last step: the user's program, exec'd by the sealed trampoline
     (nsbox.process.trampoline: then ``#!/proc/self/exe`` cannot name the
-    host's Python), or directly where there is none for this machine."""
+    host's Python), or directly where there is none for this machine.
+    *report_fd*: where the trampoline reports a failed exec (the channel)."""
     from nsbox._sys import signals
 
     for s in (signals.SIGPIPE, signals.SIGXFSZ):
@@ -293,7 +295,7 @@ def exec_program(program: str, args: list[str], env: dict[str, str], trampoline:
         if trampoline is not None:
             from nsbox.process.trampoline import exec_through
 
-            exec_through(trampoline, program, args, env)
+            exec_through(trampoline, program, args, env, report_fd)
         os.execve(program, args, env)
     except OSError as e:
         raise ExecError(f"exec: {program!r}: {os.strerror(e.errno or 0)}", e.errno or 0) from None
