@@ -67,7 +67,7 @@ class Container:
         when any step fails."""
         from nsbox.cgroups import Cgroup
         from nsbox.oci import spec as oci_spec
-        from nsbox.oci.features import not_applied, unsupported
+        from nsbox.oci.features import unsupported
         from nsbox.process.create import launch
 
         bundle = os.path.abspath(bundle)
@@ -82,7 +82,6 @@ class Container:
         refused = unsupported(spec)
         if refused is not None:
             raise oci_spec.SpecError(*refused)
-        warnings = not_applied(spec)
         if spec.linux.seccomp is not None:
             from nsbox.security.seccomp import compile_profile
 
@@ -113,7 +112,6 @@ class Container:
             except ExecError as e:
                 # the program is missing: for the runtime that is a failed create (exit 1), as in runc
                 raise NsboxError(str(e)) from None
-            warnings += cgroup.warnings
             record: dict[str, object] = {
                 **oci_state(container_id, CREATED, pid, bundle, annotations),
                 "rootfs": spec.root_path,
@@ -142,7 +140,7 @@ class Container:
             d.remove()
             raise
         container = cls(d, record)
-        container.warnings = warnings
+        container.warnings = list(cgroup.warnings)  # what the limits could not enforce
         return container
 
     # -- queries -----------------------------------------------------------
@@ -391,10 +389,9 @@ def remove_abandoned(root: str, container_id: str) -> None:
     import fcntl
 
     from nsbox.cgroups import Cgroup
-    from nsbox.state import check_id
 
-    check_id(container_id)
-    path = os.path.join(root, container_id)
+    d = StateDir(root, container_id)
+    path = d.path
     try:
         fd = os.open(path, os.O_RDONLY | os.O_DIRECTORY | os.O_CLOEXEC | os.O_NOFOLLOW)
     except OSError:
@@ -420,9 +417,7 @@ def remove_abandoned(root: str, container_id: str) -> None:
         if cgroup.exists():
             _kill_all_in(cgroup)
             cgroup.destroy()
-        for name in os.listdir(path):
-            os.unlink(os.path.join(path, name))
-        os.rmdir(path)
+        d.remove()
     finally:
         os.close(fd)
 

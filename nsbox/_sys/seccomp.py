@@ -47,7 +47,6 @@ ATTR_CTL_NNP = 3
 
 # seccomp(2)
 SECCOMP_SET_MODE_FILTER = 1
-SECCOMP_GET_ACTION_AVAIL = 2
 FILTER_FLAG_TSYNC = 1
 FILTER_FLAG_LOG = 2
 FILTER_FLAG_SPEC_ALLOW = 4
@@ -106,13 +105,11 @@ def library() -> ctypes.CDLL:
             ("seccomp_release", None, [p]),
             ("seccomp_arch_add", i, [p, u32]),
             ("seccomp_arch_resolve_name", u32, [ctypes.c_char_p]),
-            ("seccomp_arch_native", u32, []),
             ("seccomp_attr_set", i, [p, i, u32]),
             ("seccomp_syscall_resolve_name", i, [ctypes.c_char_p]),
             ("seccomp_syscall_resolve_name_arch", i, [u32, ctypes.c_char_p]),
             ("seccomp_rule_add_array", i, [p, u32, i, ctypes.c_uint, ctypes.POINTER(_ArgCmp)]),
             ("seccomp_export_bpf", i, [p, i]),
-            ("seccomp_export_pfc", i, [p, i]),
             ("seccomp_version", ctypes.POINTER(_Version), []),
         ):
             fn = getattr(lib, name)
@@ -177,16 +174,9 @@ class Filter:
 
     def export_bpf(self) -> bytes:
         """The compiled program: struct sock_filter[], 8 bytes each."""
-        return self._export("seccomp_export_bpf")
-
-    def export_pfc(self) -> str:
-        """libseccomp's human-readable rendering of the filter (for tests and --debug)."""
-        return self._export("seccomp_export_pfc").decode()
-
-    def _export(self, call: str) -> bytes:
         fd = os.memfd_create("nsbox-seccomp", os.MFD_CLOEXEC)
         try:
-            _rc(getattr(library(), call)(self._ctx, fd), call)
+            _rc(library().seccomp_export_bpf(self._ctx, fd), "seccomp_export_bpf")
             size = os.lseek(fd, 0, os.SEEK_CUR)
             return os.pread(fd, size, 0)
         finally:
@@ -219,12 +209,6 @@ def load_bpf(program: bytes, flags: int) -> int:
     prog = _SockFprog(len(program) // 8, ctypes.cast(buf, ctypes.c_void_p))
     ret = libc.syscall(_nr_seccomp(), SECCOMP_SET_MODE_FILTER, ctypes.c_uint(flags), ctypes.byref(prog))
     return check(ret, "seccomp(SECCOMP_SET_MODE_FILTER)", None)
-
-
-def action_available(action: int) -> bool:
-    """Whether the kernel knows *action* (SECCOMP_GET_ACTION_AVAIL)."""
-    value = ctypes.c_uint32(action & 0xFFFF0000)  # the action without its data
-    return libc.syscall(_nr_seccomp(), SECCOMP_GET_ACTION_AVAIL, 0, ctypes.byref(value)) == 0
 
 
 def pidfd_getfd(pidfd: int, target_fd: int) -> int:

@@ -61,7 +61,3 @@ def unsupported(spec: object, sys_root: str = "/sys") -> tuple[str, str] | None:
         return "process.selinuxLabel", "SELinux labels are not supported by nsbox yet"
     return None
 
-
-def not_applied(spec: object) -> list[str]:
-    """Settings nsbox accepts but does not apply, as warnings to show (none today)."""
-    return []

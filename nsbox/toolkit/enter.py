@@ -75,7 +75,9 @@ def run(spec: EnterSpec) -> int:
     chosen = _choose(spec)
     root_fd = _open_dir(spec.root, "root", spec.target)
     wd_fd = _open_dir(spec.wd, "cwd", spec.target)
-    from nsbox.process.trampoline import prepare  # before the join: the host's library may be out of reach
+    # imported before the join, when the host's Python library may go out of reach
+    import nsbox.process.init  # noqa: F401  (find_program, for launch.exec_command)
+    from nsbox.process.trampoline import prepare
 
     trampoline = prepare()
     try:

@@ -194,19 +194,6 @@ def set_credentials(uid: int | None, gid: int | None, may_setgroups: bool) -> No
         os.setresuid(uid, uid, uid)
 
 
-def _on_path(name: str) -> str | None:
-    """The executable execvp would run for *name*, or None (then execvp itself says why)."""
-    if "/" in name:
-        candidates = [name]
-    else:
-        dirs = (os.environ.get("PATH") or "/usr/local/bin:/usr/bin:/bin").split(":")
-        candidates = [os.path.join(d or ".", name) for d in dirs]
-    for candidate in candidates:
-        if os.path.isfile(candidate) and os.access(candidate, os.X_OK):
-            return candidate
-    return None
-
-
 def keep_capabilities() -> None:
     """Carry the capabilities we hold across exec, even as a non-root uid:
     make the permitted set inheritable and raise each one as ambient."""
@@ -230,11 +217,17 @@ def exec_command(argv: Sequence[str], trampoline: int | None = None) -> None:
     for s in (signal.SIGPIPE, signal.SIGXFSZ):
         signal.signal(s, signal.SIG_DFL)
     try:
-        program = _on_path(args[0]) if trampoline is not None else None
-        if program is not None:
+        if trampoline is not None:
+            # both imported by the caller before it joined another mount namespace
+            from nsbox.process.init import find_program
             from nsbox.process.trampoline import exec_through
 
-            exec_through(trampoline, program, args, dict(os.environ))  # type: ignore[arg-type]
+            try:
+                program = find_program(args[0], os.environ.get("PATH"))
+            except ExecError:
+                program = None  # execvp below says why, in nsenter's words
+            if program is not None:
+                exec_through(trampoline, program, args, dict(os.environ))
         _proc.execvpe(args[0], args)
     except OSError as e:
         raise ExecError(f"cannot run {args[0]}: {os.strerror(e.errno or 0)}", e.errno or 0) from None
