@@ -18,8 +18,8 @@ import time
 
 from nsbox.errors import ExecError, NsboxError
 from nsbox.oci.state import CREATED, CREATING, PAUSED, RUNNING, STOPPED, oci_state, to_json
-from nsbox.state import (SECCOMP_CACHE, ContainerNotFound, InvalidState, StateDir, is_alive, process_start_time,
-                         write_atomic)
+from nsbox.state import (SECCOMP_CACHE, ContainerNotFound, InvalidState, StateDir, ensure_root, is_alive,
+                         process_start_time, write_atomic)
 
 SIGKILL = 9
 
@@ -85,8 +85,13 @@ class Container:
         if spec.linux.seccomp is not None:
             from nsbox.security.seccomp import compile_profile
 
+            ensure_root(root)  # its mode, before the cache makes it
+
             opts.seccomp = compile_profile(spec.linux.seccomp, cache_dir=os.path.join(root, SECCOMP_CACHE))
-        cgroup = Cgroup.for_container(spec.linux.cgroups_path, container_id)
+        if opts.rootless and spec.linux.namespace("user") is None:
+            raise oci_spec.SpecError("linux.namespaces", "a rootless container needs a user namespace (add "
+                                     "{\"type\": \"user\"} and uidMappings/gidMappings; see nsbox spec --rootless)")
+        cgroup: Cgroup | None = Cgroup.for_container(spec.linux.cgroups_path, container_id)
         d = StateDir.create(root, container_id)
         made_cgroup = False
         try:
@@ -102,10 +107,13 @@ class Container:
                 return to_json(oci_state(container_id, CREATING, pid, bundle, annotations))
 
             opts.keyring_name = f"_ses.{container_id}"
-            made_cgroup = True
+            if opts.rootless:
+                cgroup = _cgroup_if_permitted(cgroup, spec.linux.resources)
+            made_cgroup = cgroup is not None
 
             def apply_limits() -> None:
-                cgroup.apply(spec.linux.resources)
+                if cgroup is not None:
+                    cgroup.apply(spec.linux.resources)
 
             try:
                 pid = launch(spec, d.fifo, hook_state, opts, cgroup, apply_limits)
@@ -120,7 +128,7 @@ class Container:
                 "owner": os.getuid(),
                 # so start and delete parse the config only when they have hooks to run
                 "hooks": [phase for phase, hooks in spec.hooks.items() if hooks],
-                "cgroup": cgroup.to_record(),
+                "cgroup": cgroup.to_record() if cgroup is not None else None,
             }
             if opts.seccomp is not None:
                 record["seccomp"] = opts.seccomp.to_record()
@@ -130,7 +138,7 @@ class Container:
             if pid_file:
                 write_atomic(os.path.abspath(pid_file), str(pid).encode())
         except BaseException:
-            if made_cgroup:
+            if made_cgroup and cgroup is not None:
                 _kill_all_in(cgroup)
                 cgroup.destroy()
             if spec.linux.namespace("mount") is None:
@@ -140,7 +148,8 @@ class Container:
             d.remove()
             raise
         container = cls(d, record)
-        container.warnings = list(cgroup.warnings)  # what the limits could not enforce
+        if cgroup is not None:
+            container.warnings = list(cgroup.warnings)  # what the limits could not enforce
         return container
 
     # -- queries -----------------------------------------------------------
@@ -295,6 +304,8 @@ class Container:
             target = os.stat(f"/proc/{self.pid}/ns/pid")
         except FileNotFoundError:
             return []
+        except PermissionError:
+            return [self.pid]  # not ours to inspect (a non-dumpable init): init at least is
         host = os.stat("/proc/self/ns/pid")
         if (target.st_dev, target.st_ino) == (host.st_dev, host.st_ino):
             return [self.pid]  # shares the host's PID namespace: only init is surely ours
@@ -379,6 +390,28 @@ class Container:
             if time.monotonic() > deadline:
                 raise NsboxError(f"container {self.id}: init {self.pid} did not die within {timeout:.0f} s")
             time.sleep(0.005)
+
+
+def _cgroup_if_permitted(cgroup: Cgroup, resources: dict | None) -> Cgroup | None:  # type: ignore[type-arg]
+    """Rootless: the container's cgroup if the user may make it (cgroup v2
+    delegated to them, or root with --rootless=true), else none -- as runc
+    does -- unless limits are asked for, which then cannot hold."""
+    import errno
+
+    from nsbox.cgroups import CgroupError
+    from nsbox.cgroups.resources import Resources
+
+    try:
+        cgroup.create()
+        return cgroup
+    except CgroupError as e:
+        if e.errno not in (errno.EACCES, errno.EPERM, errno.EROFS):
+            raise
+        if Resources(resources).limits():
+            raise CgroupError(f"rootless, and no cgroup to hold the limits ({e})",
+                              "delegate a cgroup v2 subtree to the user, or drop the limits",
+                              json_path="linux.resources") from None
+    return None
 
 
 def remove_abandoned(root: str, container_id: str) -> None:

@@ -54,6 +54,16 @@ def check_id(container_id: str) -> None:
         raise NsboxError(f"invalid container id {container_id!r}")
 
 
+def ensure_root(root: str) -> None:
+    """Make the state root if it is missing (mode 0711: the ids in it are
+    not listed to other users)."""
+    try:
+        os.makedirs(root, mode=0o711, exist_ok=True)
+    except OSError as e:
+        raise NsboxError(f"cannot make the state directory {root}: {e.strerror}",
+                         "pass --root DIR, or set XDG_RUNTIME_DIR to a directory of your own") from None
+
+
 class StateDir:
     """One container's state directory, locked for the life of this object's use."""
 
@@ -80,7 +90,7 @@ class StateDir:
     @classmethod
     def create(cls, root: str, container_id: str) -> StateDir:
         d = cls(root, container_id)
-        os.makedirs(root, mode=0o711, exist_ok=True)
+        ensure_root(root)
         try:
             os.mkdir(d.path, 0o711)
         except FileExistsError:

@@ -136,6 +136,31 @@ def write_id_maps_setuid_helpers(pid: int, uid_maps: Sequence[IdMap], gid_maps: 
                                  "check that /etc/subuid and /etc/subgid grant these ranges to your user")
 
 
+def write_maps_from_parent(pid: int, uid_maps: Sequence[IdMap], gid_maps: Sequence[IdMap],
+                           setgroups: str | None = None) -> None:
+    """Write the maps of *pid*, which just unshared its user namespace, from
+    the parent namespace.
+
+    Root (CAP_SETUID and CAP_SETGID here) writes any map itself.  An
+    unprivileged caller writes a map of its own id itself -- for the gid map
+    only once ``setgroups`` is ``deny``, so that is written first -- and
+    anything else through the setuid newuidmap/newgidmap.  *pid* must be
+    dumpable meanwhile: /proc/PID of a non-dumpable process belongs to root.
+    """
+    if os.geteuid() == 0:
+        write_id_maps(pid, uid_maps, gid_maps, setgroups)
+        return
+    gid_self = is_self_map(gid_maps, os.getegid())
+    if setgroups is None and gid_self:
+        setgroups = "deny"  # the kernel's condition for an unprivileged gid_map
+    if setgroups is not None:
+        _proc.write_file(f"/proc/{pid}/setgroups", f"{setgroups}\n")
+    direct_gid = gid_maps if gid_self else []
+    direct_uid = uid_maps if is_self_map(uid_maps, os.geteuid()) else []
+    write_id_maps(pid, direct_uid, direct_gid)
+    write_id_maps_setuid_helpers(pid, [] if direct_uid else uid_maps, [] if direct_gid else gid_maps)
+
+
 def subordinate_ranges(user: str, uid: int, path: str = "/etc/subuid") -> list[tuple[int, int]]:
     """The (start, count) ranges /etc/subuid (or /etc/subgid) grants *user* (or *uid*)."""
     ranges = []

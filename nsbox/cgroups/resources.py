@@ -333,6 +333,13 @@ class Resources:
         if self.network is not None and self.network.class_id is None and not self.network.priorities:
             self.network = None
 
+    def limits(self) -> bool:
+        """Whether anything but device rules is asked for: what a container
+        without a cgroup (rootless, where none can be made) cannot honour.
+        Device rules it can: in a user namespace no device node can be made,
+        and the container sees only the devices bind-mounted into it."""
+        return any(getattr(self, name) for name in self.__slots__ if name not in ("devices", "raw"))
+
 
 def _unified(o: _Obj) -> dict[str, str]:
     u = o.obj("unified")

@@ -20,12 +20,13 @@ PARSER = Parser("nsbox create", "[options] ID", OPTIONS, operands="mixed",
                 about="Create a container from a bundle; its process waits for `nsbox start ID`.")
 
 
-def launch_options(o: dict[str, object]):  # type: ignore[no-untyped-def]
+def launch_options(o: dict[str, object], ctx):  # type: ignore[no-untyped-def]
     from nsbox.process.create import LaunchOptions
 
     return LaunchOptions(no_pivot=bool(o["no_pivot"]), no_new_keyring=bool(o["no_new_keyring"]),
                          preserve_fds=count(o["preserve_fds"], "--preserve-fds"),
-                         console_socket=o["console_socket"])  # type: ignore[arg-type]
+                         console_socket=o["console_socket"],  # type: ignore[arg-type]
+                         rootless=ctx.is_rootless())
 
 
 def run(argv: list[str], ctx) -> int:  # type: ignore[no-untyped-def]
@@ -33,7 +34,7 @@ def run(argv: list[str], ctx) -> int:  # type: ignore[no-untyped-def]
 
     o, operands = PARSER.parse(argv)
     container_id = one_id("create", operands)
-    container = Container.create(ctx.root, container_id, str(o["bundle"] or "."), launch_options(o),
+    container = Container.create(ctx.root, container_id, str(o["bundle"] or "."), launch_options(o, ctx),
                                  pid_file=o["pid_file"])  # type: ignore[arg-type]
     show_warnings("create", container.warnings, ctx)
     return 0

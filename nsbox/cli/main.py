@@ -42,7 +42,8 @@ GLOBAL = Parser(
     [
         Opt("--trace", "print every kernel call to stderr as it happens", NONE),
         Opt("--debug", "show a traceback on errors", NONE),
-        Opt("--root", "the containers' state directory (default /run/nsbox)", REQUIRED, metavar="DIR"),
+        Opt("--root", "the containers' state directory (default /run/nsbox; not root: $XDG_RUNTIME_DIR/nsbox)",
+            REQUIRED, metavar="DIR"),
         Opt("--log", "write errors to FILE too (clients read the last one)", REQUIRED, metavar="FILE"),
         Opt("--log-format", "text or json (lines with level, msg, time, as runc writes them)", REQUIRED,
             metavar="text|json"),
@@ -63,16 +64,40 @@ class Context:
     __slots__ = ("root", "log", "log_format", "debug", "systemd_cgroup", "rootless")
 
     def __init__(self, opts: dict[str, object]) -> None:
-        self.root = str(opts["root"] or "/run/nsbox")
+        self.rootless = opts["rootless"] or "auto"
+        if self.rootless not in ("auto", "true", "false"):
+            raise UsageError(f"--rootless takes auto, true or false, not {self.rootless!r}")
+        self.root = str(opts["root"] or default_root())
         self.log = opts["log"]
         self.log_format = opts["log_format"] or "text"
         if self.log_format not in ("text", "json"):
             raise UsageError(f"--log-format takes text or json, not {self.log_format!r}")
         self.debug = bool(opts["debug"])
         self.systemd_cgroup = bool(opts["systemd_cgroup"])
-        self.rootless = opts["rootless"] or "auto"
-        if self.rootless not in ("auto", "true", "false"):
-            raise UsageError(f"--rootless takes auto, true or false, not {self.rootless!r}")
+
+    def is_rootless(self) -> bool:
+        """Whether to run as runc does without root: no cgroup where none can
+        be made (unless limits are asked for), and a user namespace required.
+        ``auto``: when not root, or root only of a user namespace."""
+        if self.rootless != "auto":
+            return self.rootless == "true"
+        if os.geteuid() != 0:
+            return True
+        try:
+            with open("/proc/self/uid_map") as f:
+                return f.read().split() != ["0", "0", "4294967295"]
+        except OSError:
+            return False
+
+
+def default_root() -> str:
+    """/run/nsbox for root; a user's own runtime directory otherwise, as runc
+    picks $XDG_RUNTIME_DIR/runc (else /run/user/UID, what pam_systemd makes)."""
+    uid = os.geteuid()
+    if uid == 0:
+        return "/run/nsbox"
+    runtime_dir = os.environ.get("XDG_RUNTIME_DIR") or f"/run/user/{uid}"
+    return os.path.join(runtime_dir, "nsbox")
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -32,7 +32,7 @@ def run(argv: list[str], ctx) -> int:  # type: ignore[no-untyped-def]
     detach = bool(o["detach"])
     if not detach:
         _proc.prctl(PR_SET_CHILD_SUBREAPER, 1)
-    opts = launch_options(o)
+    opts = launch_options(o, ctx)
     listener = None
     bundle = os.path.abspath(str(o["bundle"] or "."))
     raw = oci_spec.read_config(bundle)

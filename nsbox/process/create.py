@@ -82,18 +82,25 @@ _FLAGS = dict(NAMESPACE_TYPES)
 class LaunchOptions:
     """What the command line adds to the spec for one create."""
 
-    __slots__ = ("no_pivot", "no_new_keyring", "preserve_fds", "console_socket", "keyring_name", "seccomp")
+    __slots__ = ("no_pivot", "no_new_keyring", "preserve_fds", "console_socket", "rootless", "keyring_name",
+                 "seccomp", "unprivileged")
 
     def __init__(self, no_pivot: bool = False, no_new_keyring: bool = False, preserve_fds: int = 0,
-                 console_socket: str | None = None) -> None:
+                 console_socket: str | None = None, rootless: bool = False) -> None:
         self.no_pivot = no_pivot
         self.no_new_keyring = no_new_keyring
         self.preserve_fds = preserve_fds
         self.console_socket = console_socket
+        #: --rootless: a user namespace is required, and no cgroup is made
+        #: where the user may not make one (unless limits are asked for)
+        self.rootless = rootless
         #: the session keyring the container gets (Container.create names it after the id)
         self.keyring_name: str | None = None
         #: the compiled linux.seccomp (Container.create compiles it before anything exists)
         self.seccomp: Program | None = None
+        #: the runtime runs without root (launch sets it): what it needs of
+        #: /proc/<stage 1> and /proc/<init> must stay open to it
+        self.unprivileged = False
 
 
 def namespace_plan(spec: Spec) -> tuple[list[tuple[int, str]], int]:
@@ -126,6 +133,7 @@ def launch(spec: Spec, fifo: str, state_for_hooks: Callable[[int], bytes],
         from nsbox.process.tty import connect_console_socket
 
         console = connect_console_socket(opts.console_socket)
+    opts.unprivileged = os.geteuid() != 0
     runtime, container = Channel.pair()
     fifo_fd = os.open(fifo, os.O_RDWR | os.O_CLOEXEC)
     stage1 = _proc.fork()
@@ -195,12 +203,12 @@ def _kill(pid: int) -> None:
 
 
 def _write_maps(spec: Spec, pid: int) -> None:
-    from nsbox.userns import IdMap, write_id_maps
+    from nsbox.userns import IdMap, write_maps_from_parent
 
     uid_maps = [IdMap(m.container_id, m.host_id, m.size) for m in spec.linux.uid_mappings]
     gid_maps = [IdMap(m.container_id, m.host_id, m.size) for m in spec.linux.gid_mappings]
     try:
-        write_id_maps(pid, uid_maps, gid_maps)
+        write_maps_from_parent(pid, uid_maps, gid_maps)
     except OSError as e:
         raise NsboxError(f"linux.uidMappings: writing {e.filename}: {e.strerror}",
                          "the host ids must exist and not overlap") from None
@@ -226,11 +234,18 @@ def _stage1(spec: Spec, chan: Channel, fifo_fd: int, join: list[tuple[int, str]]
             raise NsboxError(f"linux.namespaces: joining {e.filename}: {e.strerror}") from None
     if new & CLONE_NEWUSER:
         _ns.unshare(CLONE_NEWUSER)
+        # An unprivileged runtime (rootless) can open /proc/<us>/uid_map only
+        # while we are dumpable: a non-dumpable process's /proc files are
+        # root's.  Nothing of the container exists yet to ptrace us.
+        if opts.unprivileged:
+            _proc.prctl(PR_SET_DUMPABLE, 1)
         chan.send("maps")
         # "placed" may come first: the runtime sends it when it is
         placed = chan.recv_tagged("placed", "maps-done")[0] == "placed"
         if placed:
             chan.recv("maps-done")
+        if opts.unprivileged:
+            _proc.prctl(PR_SET_DUMPABLE, 0)
         # become the namespace's root, so what follows has its full powers
         os.setresgid(0, 0, 0)
         os.setresuid(0, 0, 0)

@@ -26,7 +26,7 @@ from __future__ import annotations
 import os
 
 from nsbox._sys import process as _proc
-from nsbox._sys.consts import PR_SET_NO_NEW_PRIVS
+from nsbox._sys.consts import PR_SET_DUMPABLE, PR_SET_NO_NEW_PRIVS
 from nsbox.errors import ExecError, NsboxError
 from nsbox.oci.spec import SpecError
 
@@ -113,6 +113,14 @@ def container_init(spec: Spec, chan: Channel, fifo_fd: int, opts: LaunchOptions,
         _proc.prctl(PR_SET_NO_NEW_PRIVS, 1)
     if late_seccomp is not None:
         install_seccomp(late_seccomp, chan)
+    if opts.unprivileged:
+        # Parked, our memory still belongs to the host's user namespace, so
+        # non-dumpable we would bar an unprivileged runtime from
+        # /proc/<init>/ns/* (exec and delete of a created container).  Safe
+        # here: our credentials, capabilities and filter are the
+        # container's already, and its root is an unprivileged host user
+        # who cannot write the interpreter /proc/<init>/exe points at.
+        _proc.prctl(PR_SET_DUMPABLE, 1)
     chan.send("ready")
     chan.close()
     _wait_for_start(fifo_fd)

@@ -25,7 +25,6 @@ from nsbox._sys.consts import (
 from nsbox.errors import ExecError, NamespaceError
 from nsbox.process import errpipe
 from nsbox.process.status import exit_status
-from nsbox.userns import IdMap, write_id_maps, write_id_maps_setuid_helpers
 
 # Signals a terminal sends to the whole foreground process group: the child
 # gets them itself, so the waiting parent ignores them and lives to report
@@ -104,18 +103,6 @@ class OutsideHelper:
         if error is None and status != 0 and not os.WIFEXITED(status):
             error = NamespaceError(f"the outside helper died ({exit_status(status)})")
         return error
-
-
-def write_maps_from_outside(pid: int, uid_maps: Sequence[IdMap], gid_maps: Sequence[IdMap],
-                            setgroups: str | None) -> None:
-    """From the parent user namespace: directly when we hold CAP_SETUID and
-    CAP_SETGID here (root), else through the setuid newuidmap/newgidmap."""
-    if os.geteuid() == 0:
-        write_id_maps(pid, uid_maps, gid_maps, setgroups)
-    else:
-        if setgroups == "deny":
-            _proc.write_file(f"/proc/{pid}/setgroups", "deny\n")
-        write_id_maps_setuid_helpers(pid, uid_maps, gid_maps)
 
 
 def persist_namespace(pid: int, flag: int, path: str) -> None:

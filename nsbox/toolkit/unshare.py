@@ -48,7 +48,7 @@ from nsbox._sys.consts import (
 )
 from nsbox.errors import NamespaceError
 from nsbox.toolkit import launch
-from nsbox.userns import IdMap, explain_userns_failure, is_self_map, write_id_maps
+from nsbox.userns import IdMap, explain_userns_failure, is_self_map, write_id_maps, write_maps_from_parent
 
 PROPAGATION = {"private": MS_PRIVATE, "slave": MS_SLAVE, "shared": MS_SHARED, "unchanged": 0}
 
@@ -195,7 +195,7 @@ def _write_own_maps(spec: UnshareSpec) -> None:
 def _outside_work(spec: UnshareSpec, pid: int) -> None:
     """Runs in the helper, in the original namespaces, once *pid* has unshared."""
     if spec.flags & CLONE_NEWUSER:
-        launch.write_maps_from_outside(pid, spec.uid_maps, spec.gid_maps, spec.setgroups)
+        write_maps_from_parent(pid, spec.uid_maps, spec.gid_maps, spec.setgroups)
     for flag, path in spec.persist.items():
         launch.persist_namespace(pid, flag, path)
 
