@@ -200,7 +200,8 @@ class Container:
 
     # -- verbs -------------------------------------------------------------
 
-    def start(self) -> None:
+    def start(self) -> list[str]:
+        """Let init exec the process; returns the warnings of failed poststart hooks."""
         status = self.status()
         if status != CREATED:
             raise InvalidState(f"cannot start a container that is {status}")
@@ -215,11 +216,11 @@ class Container:
         finally:
             os.close(fd)
         os.unlink(self.dir.fifo)
-        if spec is not None:
-            from nsbox.process.hooks import run_hooks
+        if spec is None:
+            return []
+        from nsbox.process.hooks import run_hooks_warning
 
-            # poststart failures are the caller's to log; the container runs on
-            run_hooks(spec.hooks["poststart"], "poststart", to_json(self.state()))
+        return run_hooks_warning(spec.hooks["poststart"], "poststart", to_json(self.state()))
 
     def signal(self, signum: int, all_processes: bool = False) -> None:
         """Send *signum* to init (or every process of the container).
@@ -344,7 +345,9 @@ class Container:
             raise InvalidState(f"cannot {verb}: this container has no cgroup")
         return cgroup
 
-    def delete(self, force: bool = False) -> None:
+    def delete(self, force: bool = False) -> list[str]:
+        """Kill what is left, remove the cgroup, mounts and state; returns the
+        warnings of failed poststop hooks."""
         status = self.status()
         if status in (RUNNING, PAUSED) and not force:
             raise InvalidState(f"cannot delete a {status} container (stop it, or use delete --force)")
@@ -371,14 +374,12 @@ class Container:
 
             unmount_under(host_mounts)
         self.dir.remove()
-        if spec is not None and spec.hooks["poststop"]:
-            from nsbox.process.hooks import HookError, run_hooks
+        if spec is None or not spec.hooks["poststop"]:
+            return []
+        from nsbox.process.hooks import run_hooks_warning
 
-            try:
-                run_hooks(spec.hooks["poststop"], "poststop", to_json(oci_state(
-                    self.id, STOPPED, 0, self.bundle, spec.annotations)))
-            except HookError:
-                pass  # the spec: a failing poststop hook is logged, not fatal
+        return run_hooks_warning(spec.hooks["poststop"], "poststop", to_json(oci_state(
+            self.id, STOPPED, 0, self.bundle, spec.annotations)))
 
     def _has_hooks(self, phase: str) -> bool:
         hooks = self.record.get("hooks")

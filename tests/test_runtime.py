@@ -384,6 +384,22 @@ def test_failing_hook_fails_create_and_leaves_nothing(rt):
     assert rt("state", "badhook").returncode == 1
 
 
+def test_failing_poststart_and_poststop_hooks_are_warnings(rt, tmp_path):
+    # the spec: a warning, and the remaining hooks and the lifecycle go on
+    log = tmp_path / "after.log"
+    after = {"path": "/bin/sh", "args": ["sh", "-c", f"echo ran >> {log}"]}
+    hooks = {"poststart": [{"path": "/bin/false"}, after], "poststop": [{"path": "/bin/false"}, after]}
+    rt.create("warned", ["sleep", "30"], hooks=hooks)
+    r = rt("start", "warned")
+    assert r.returncode == 0
+    assert r.stderr == "nsbox: start: warning: hooks.poststart[0] (/bin/false) failed: exit status 1\n"
+    assert rt.state("warned")["status"] == "running"
+    r = rt("delete", "--force", "warned")
+    assert r.returncode == 0
+    assert r.stderr == "nsbox: delete: warning: hooks.poststop[0] (/bin/false) failed: exit status 1\n"
+    assert log.read_text() == "ran\nran\n"
+
+
 # --- bad input ---------------------------------------------------------------
 
 def test_missing_program_fails_create_and_leaves_nothing(rt):

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from nsbox.cli.options import NONE, Opt, Parser
-from nsbox.cli.runtime import one_id
+from nsbox.cli.runtime import one_id, show_warnings
 
 PARSER = Parser("nsbox delete", "[--force] ID", [
     Opt("-f|--force", "kill the container first if it runs; succeed if it does not exist", NONE),
@@ -23,5 +23,5 @@ def run(argv: list[str], ctx) -> int:  # type: ignore[no-untyped-def]
             remove_abandoned(ctx.root, container_id)  # what a killed create left, if anything
             return 0  # containerd always follows delete with delete --force
         raise
-    container.delete(force=bool(o["force"]))
+    show_warnings("delete", container.delete(force=bool(o["force"])), ctx)
     return 0

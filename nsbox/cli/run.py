@@ -57,7 +57,7 @@ def run(argv: list[str], ctx) -> int:  # type: ignore[no-untyped-def]
             listener.close()
             os.unlink(str(opts.console_socket))
     try:
-        container.start()
+        show_warnings("run", container.start(), ctx)
     except BaseException:
         container.delete(force=True)
         raise
@@ -72,7 +72,7 @@ def run(argv: list[str], ctx) -> int:  # type: ignore[no-untyped-def]
     else:
         status = wait_for(container.pid)
     if not o["keep"]:
-        Container.load(ctx.root, container_id).delete(force=True)
+        show_warnings("run", Container.load(ctx.root, container_id).delete(force=True), ctx)
     return status
 
 

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from nsbox.cli.options import Parser
-from nsbox.cli.runtime import one_id
+from nsbox.cli.runtime import one_id, show_warnings
 
 PARSER = Parser("nsbox start", "ID", [], operands="mixed", about="Start the process of a created container.")
 
@@ -12,5 +12,5 @@ def run(argv: list[str], ctx) -> int:  # type: ignore[no-untyped-def]
     from nsbox.container import Container
 
     _, operands = PARSER.parse(argv)
-    Container.load(ctx.root, one_id("start", operands)).start()
+    show_warnings("start", Container.load(ctx.root, one_id("start", operands)).start(), ctx)
     return 0

@@ -26,6 +26,19 @@ def run_hooks(hooks: list[Hook], phase: str, state_json: bytes) -> None:
         run_hook(hook, f"hooks.{phase}[{i}]", state_json)
 
 
+def run_hooks_warning(hooks: list[Hook], phase: str, state_json: bytes) -> list[str]:
+    """For poststart and poststop: every hook runs; a failure is a warning
+    (the spec: "the runtime MUST log a warning, but the remaining hooks and
+    lifecycle continue as if the hook had succeeded")."""
+    warnings = []
+    for i, hook in enumerate(hooks):
+        try:
+            run_hook(hook, f"hooks.{phase}[{i}]", state_json)
+        except HookError as e:
+            warnings.append(str(e))
+    return warnings
+
+
 def run_hook(hook: Hook, where: str, state_json: bytes) -> None:
     argv = hook.args or [hook.path]
     env = dict(item.split("=", 1) for item in hook.env)
