@@ -1,13 +1,32 @@
-"""The process's libc, loaded once, and the error convention of every wrapper."""
+"""The process's libc, loaded once, and the error convention of every wrapper.
+
+``libc`` is loaded on first use (PEP 562): importing ctypes costs ~4 ms,
+and the runtime's own side of a create (fork, write /proc and cgroup files,
+signal) never calls into C, while its children, which do, load it in
+parallel with it.
+"""
 
 from __future__ import annotations
 
-import ctypes
 import os
 
 from nsbox._sys import trace
 
-libc = ctypes.CDLL("libc.so.6", use_errno=True)
+TYPE_CHECKING = False
+if TYPE_CHECKING:
+    import ctypes
+
+    libc: ctypes.CDLL
+
+
+def __getattr__(name: str) -> object:
+    if name != "libc":
+        raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+    import ctypes
+
+    lib = ctypes.CDLL("libc.so.6", use_errno=True)
+    globals()["libc"] = lib
+    return lib
 
 # Calls glibc has no wrapper for go through syscall(2); their numbers differ
 # by architecture (asm/unistd.h).  pidfd_* share the unified numbering.
@@ -34,6 +53,8 @@ def check(ret: int, call: str, path: str | None, describe: str | None = None) ->
     tracing is on).
     """
     if ret == -1:
+        import ctypes  # loaded already: the failed call went through it
+
         err = ctypes.get_errno()
         if trace.enabled:
             trace.failure(describe or call, err)

@@ -4,42 +4,63 @@ and traced versions of the plain calls (fork, exec, chroot, chdir, writes to
 
 from __future__ import annotations
 
-import ctypes
 import os
 
+from nsbox._sys import libc as _libc
 from nsbox._sys import trace
 from nsbox._sys.consts import LINUX_CAPABILITY_VERSION_3, PRCTL_OPTION_NAMES
-from nsbox._sys.libc import SYS_PIDFD_SEND_SIGNAL, check, libc, os_call
+from nsbox._sys.libc import SYS_PIDFD_SEND_SIGNAL, check, os_call
 
-libc.sethostname.argtypes = [ctypes.c_char_p, ctypes.c_size_t]
-libc.setdomainname.argtypes = [ctypes.c_char_p, ctypes.c_size_t]
-libc.prctl.argtypes = [ctypes.c_int, ctypes.c_ulong, ctypes.c_ulong, ctypes.c_ulong, ctypes.c_ulong]
+TYPE_CHECKING = False
+if TYPE_CHECKING:
+    import ctypes
 
-
-class _CapHeader(ctypes.Structure):
-    _fields_ = [("version", ctypes.c_uint32), ("pid", ctypes.c_int)]
+_lib: ctypes.CDLL | None = None
 
 
-class _CapData(ctypes.Structure):
-    _fields_ = [("effective", ctypes.c_uint32), ("permitted", ctypes.c_uint32), ("inheritable", ctypes.c_uint32)]
+def _c() -> ctypes.CDLL:
+    """libc with this module's prototypes, and its structures, made on first
+    use: the plain calls below (fork, writes, pidfds) need no ctypes."""
+    global _lib, _CapHeader, _CapData, _Rlimit
+    if _lib is None:
+        import ctypes
+
+        lib = _libc.libc
+        lib.sethostname.argtypes = [ctypes.c_char_p, ctypes.c_size_t]
+        lib.setdomainname.argtypes = [ctypes.c_char_p, ctypes.c_size_t]
+        lib.prctl.argtypes = [ctypes.c_int, ctypes.c_ulong, ctypes.c_ulong, ctypes.c_ulong, ctypes.c_ulong]
+        lib.personality.argtypes = [ctypes.c_ulong]
+
+        class _CapHeader(ctypes.Structure):  # type: ignore[no-redef]
+            _fields_ = [("version", ctypes.c_uint32), ("pid", ctypes.c_int)]
+
+        class _CapData(ctypes.Structure):  # type: ignore[no-redef]
+            _fields_ = [("effective", ctypes.c_uint32), ("permitted", ctypes.c_uint32),
+                        ("inheritable", ctypes.c_uint32)]
+
+        class _Rlimit(ctypes.Structure):  # type: ignore[no-redef]
+            _fields_ = [("cur", ctypes.c_uint64), ("max", ctypes.c_uint64)]
+
+        _lib = lib
+    return _lib
 
 
 def sethostname(name: str) -> None:
     raw = name.encode()
-    ret = libc.sethostname(raw, len(raw))
+    ret = _c().sethostname(raw, len(raw))
     if ret == -1 or trace.enabled:
         check(ret, "sethostname", None, f"sethostname({trace.quote(name)})")
 
 
 def setdomainname(name: str) -> None:
     raw = name.encode()
-    ret = libc.setdomainname(raw, len(raw))
+    ret = _c().setdomainname(raw, len(raw))
     if ret == -1 or trace.enabled:
         check(ret, "setdomainname", None, f"setdomainname({trace.quote(name)})")
 
 
 def prctl(option: int, arg2: int = 0, arg3: int = 0, arg4: int = 0, arg5: int = 0) -> int:
-    ret: int = libc.prctl(option, arg2, arg3, arg4, arg5)
+    ret: int = _c().prctl(option, arg2, arg3, arg4, arg5)
     if ret == -1 or trace.enabled:
         name = PRCTL_OPTION_NAMES.get(option, str(option))
         check(ret, f"prctl({name})", None, f"prctl({name}, {arg2}, {arg3}, {arg4}, {arg5})")
@@ -48,6 +69,9 @@ def prctl(option: int, arg2: int = 0, arg3: int = 0, arg4: int = 0, arg5: int = 
 
 def capget(pid: int = 0) -> tuple[int, int, int]:
     """The (effective, permitted, inheritable) capability masks of *pid* (0: self)."""
+    import ctypes
+
+    libc = _c()
     header = _CapHeader(LINUX_CAPABILITY_VERSION_3, pid)
     data = (_CapData * 2)()
     ret = libc.capget(ctypes.byref(header), data)
@@ -62,6 +86,9 @@ def capget(pid: int = 0) -> tuple[int, int, int]:
 
 def capset(effective: int, permitted: int, inheritable: int) -> None:
     """Set this thread's capability masks."""
+    import ctypes
+
+    libc = _c()
     header = _CapHeader(LINUX_CAPABILITY_VERSION_3, 0)
     data = (_CapData * 2)()
     for i, shift in ((0, 0), (1, 32)):
@@ -81,7 +108,7 @@ def pidfd_open(pid: int, flags: int = 0) -> int:
 
 def pidfd_send_signal(pidfd: int, sig: int, flags: int = 0) -> None:
     """pidfd_send_signal(2): signal the process behind *pidfd*, race-free."""
-    ret = libc.syscall(SYS_PIDFD_SEND_SIGNAL, pidfd, sig, None, flags)
+    ret = _c().syscall(SYS_PIDFD_SEND_SIGNAL, pidfd, sig, None, flags)
     if ret == -1 or trace.enabled:
         check(ret, "pidfd_send_signal", None, f"pidfd_send_signal({pidfd}, {sig}, NULL, {flags})")
 
@@ -145,12 +172,9 @@ def open_ns(path: str) -> int:
     return fd
 
 
-libc.personality.argtypes = [ctypes.c_ulong]
-
-
 def personality(persona: int) -> int:
     """personality(2): the execution domain (PER_LINUX 0, PER_LINUX32 8)."""
-    ret: int = libc.personality(persona)
+    ret: int = _c().personality(persona)
     if ret == -1 or trace.enabled:
         check(ret, "personality", None, f"personality({persona:#x})")
     return ret
@@ -158,6 +182,9 @@ def personality(persona: int) -> int:
 
 def set_name(name: str) -> None:
     """PR_SET_NAME: the comm that ps and /proc/PID/comm show (15 bytes kept)."""
+    import ctypes
+
+    libc = _c()
     buf = ctypes.create_string_buffer(name.encode()[:15])
     ret = libc.prctl(15, ctypes.cast(buf, ctypes.c_void_p).value or 0, 0, 0, 0)
     if ret == -1 or trace.enabled:
@@ -173,7 +200,7 @@ def join_session_keyring(name: str | None) -> int:
     from nsbox._sys.libc import syscall_number
 
     raw = None if name is None else name.encode()
-    ret: int = libc.syscall(syscall_number("keyctl"), KEYCTL_JOIN_SESSION_KEYRING, raw, 0, 0, 0)
+    ret: int = _c().syscall(syscall_number("keyctl"), KEYCTL_JOIN_SESSION_KEYRING, raw, 0, 0, 0)
     if ret == -1 or trace.enabled:
         check(ret, "keyctl(KEYCTL_JOIN_SESSION_KEYRING)", name,
               f"keyctl(KEYCTL_JOIN_SESSION_KEYRING, {trace.quote(name)})")
@@ -226,12 +253,11 @@ RLIMITS = {name: i for i, name in enumerate((
     "RLIMIT_SIGPENDING", "RLIMIT_MSGQUEUE", "RLIMIT_NICE", "RLIMIT_RTPRIO", "RLIMIT_RTTIME"))}
 
 
-class _Rlimit(ctypes.Structure):
-    _fields_ = [("cur", ctypes.c_uint64), ("max", ctypes.c_uint64)]
-
-
 def prlimit(resource: int, new: tuple[int, int] | None = None) -> tuple[int, int]:
     """prlimit(2) on this process: set (soft, hard) when *new* is given; returns the old pair."""
+    import ctypes
+
+    libc = _c()
     old = _Rlimit()
     limit = _Rlimit(*new) if new is not None else None
     ret = libc.prlimit(0, resource, ctypes.byref(limit) if limit is not None else None, ctypes.byref(old))

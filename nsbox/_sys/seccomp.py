@@ -22,37 +22,31 @@ import os
 
 from nsbox._sys.libc import check, libc
 
-# libseccomp's action values (seccomp.h)
-ACT_KILL_PROCESS = 0x80000000
-ACT_KILL_THREAD = 0x00000000
-ACT_TRAP = 0x00030000
-ACT_NOTIFY = 0x7FC00000
-ACT_LOG = 0x7FFC0000
-ACT_ALLOW = 0x7FFF0000
-
-
-def act_errno(errno: int) -> int:
-    return 0x00050000 | (errno & 0xFFFF)
-
-
-def act_trace(msg: int) -> int:
-    return 0x7FF00000 | (msg & 0xFFFF)
-
-
-# comparison operators (enum scmp_compare)
-CMP_NE, CMP_LT, CMP_LE, CMP_EQ, CMP_GE, CMP_GT, CMP_MASKED_EQ = range(1, 8)
-
-# filter attributes (enum scmp_filter_attr)
-ATTR_CTL_NNP = 3
-
-# seccomp(2)
-SECCOMP_SET_MODE_FILTER = 1
-FILTER_FLAG_TSYNC = 1
-FILTER_FLAG_LOG = 2
-FILTER_FLAG_SPEC_ALLOW = 4
-FILTER_FLAG_NEW_LISTENER = 8
-FILTER_FLAG_TSYNC_ESRCH = 16
-FILTER_FLAG_WAIT_KILLABLE_RECV = 32
+from nsbox._sys.seccomp_abi import (  # noqa: F401 - re-exported: the ABI is part of this binding
+    ACT_KILL_PROCESS,
+    ACT_KILL_THREAD,
+    ACT_TRAP,
+    ACT_NOTIFY,
+    ACT_LOG,
+    ACT_ALLOW,
+    act_errno,
+    act_trace,
+    CMP_NE,
+    CMP_LT,
+    CMP_LE,
+    CMP_EQ,
+    CMP_GE,
+    CMP_GT,
+    CMP_MASKED_EQ,
+    ATTR_CTL_NNP,
+    SECCOMP_SET_MODE_FILTER,
+    FILTER_FLAG_TSYNC,
+    FILTER_FLAG_LOG,
+    FILTER_FLAG_SPEC_ALLOW,
+    FILTER_FLAG_NEW_LISTENER,
+    FILTER_FLAG_TSYNC_ESRCH,
+    FILTER_FLAG_WAIT_KILLABLE_RECV,
+)
 
 _SYS_SECCOMP = {"x86_64": 317, "aarch64": 277, "ppc64le": 358, "s390x": 348, "riscv64": 277}
 _SYS_PIDFD_GETFD = 438
@@ -116,6 +110,17 @@ def library() -> ctypes.CDLL:
             fn.restype, fn.argtypes = res, args
         _lib = lib
     return _lib
+
+
+def library_path() -> str | None:
+    """The file libseccomp.so.2 was loaded from, as /proc/self/maps names it."""
+    library()
+    with open("/proc/self/maps") as f:
+        for line in f:
+            fields = line.split(None, 5)
+            if len(fields) == 6 and "/libseccomp.so" in fields[5]:
+                return fields[5].strip()
+    return None
 
 
 def _rc(ret: int, call: str) -> int:

@@ -30,6 +30,9 @@ def launch_options(o: dict[str, object], ctx):  # type: ignore[no-untyped-def]
 
 
 def run(argv: list[str], ctx) -> int:  # type: ignore[no-untyped-def]
+    from nsbox.cgroups import warmup
+
+    warmup.start()  # first: it runs while we import and parse
     from nsbox.container import Container
 
     o, operands = PARSER.parse(argv)

@@ -33,6 +33,9 @@ PARSER = Parser("nsbox exec", "[options] ID [CMD [ARGS...]]", [
 
 
 def run(argv: list[str], ctx) -> int:  # type: ignore[no-untyped-def]
+    from nsbox.cgroups import warmup
+
+    warmup.start()  # first: the process joins the container's cgroup
     from nsbox._sys import process as _proc
     from nsbox._sys.consts import PR_SET_CHILD_SUBREAPER
     from nsbox.container import Container

@@ -22,17 +22,17 @@ PARSER = Parser("nsbox run", "[options] ID", OPTIONS + [
 
 
 def run(argv: list[str], ctx) -> int:  # type: ignore[no-untyped-def]
-    from nsbox._sys import process as _proc
-    from nsbox._sys.consts import PR_SET_CHILD_SUBREAPER
+    from nsbox.cgroups import warmup
+
+    warmup.start()  # first: it runs while we import and parse
     from nsbox.container import Container
     from nsbox.oci import spec as oci_spec
 
     o, operands = PARSER.parse(argv)
     container_id = one_id("run", operands)
     detach = bool(o["detach"])
-    if not detach:
-        _proc.prctl(PR_SET_CHILD_SUBREAPER, 1)
     opts = launch_options(o, ctx)
+    opts.subreaper = not detach
     listener = None
     bundle = os.path.abspath(str(o["bundle"] or "."))
     raw = oci_spec.read_config(bundle)

@@ -58,9 +58,8 @@ from __future__ import annotations
 
 import os
 
-from nsbox._sys import ns as _ns
 from nsbox._sys import process as _proc
-from nsbox._sys.consts import CLONE_NEWCGROUP, CLONE_NEWUSER, NAMESPACE_TYPES, PR_SET_DUMPABLE
+from nsbox._sys.consts import CLONE_NEWCGROUP, CLONE_NEWUSER, NAMESPACE_TYPES, PR_SET_CHILD_SUBREAPER, PR_SET_DUMPABLE
 from nsbox.errors import NsboxError
 from nsbox.oci.spec import SpecError
 from nsbox.process.channel import Channel
@@ -82,8 +81,8 @@ _FLAGS = dict(NAMESPACE_TYPES)
 class LaunchOptions:
     """What the command line adds to the spec for one create."""
 
-    __slots__ = ("no_pivot", "no_new_keyring", "preserve_fds", "console_socket", "rootless", "keyring_name",
-                 "seccomp", "unprivileged")
+    __slots__ = ("no_pivot", "no_new_keyring", "preserve_fds", "console_socket", "rootless", "subreaper",
+                 "keyring_name", "seccomp", "unprivileged")
 
     def __init__(self, no_pivot: bool = False, no_new_keyring: bool = False, preserve_fds: int = 0,
                  console_socket: str | None = None, rootless: bool = False) -> None:
@@ -94,6 +93,9 @@ class LaunchOptions:
         #: --rootless: a user namespace is required, and no cgroup is made
         #: where the user may not make one (unless limits are asked for)
         self.rootless = rootless
+        #: become a child subreaper, so that init is reparented to us when
+        #: stage 1 exits (run in the foreground waits for it)
+        self.subreaper = False
         #: the session keyring the container gets (Container.create names it after the id)
         self.keyring_name: str | None = None
         #: the compiled linux.seccomp (Container.create compiles it before anything exists)
@@ -152,6 +154,10 @@ def launch(spec: Spec, fifo: str, state_for_hooks: Callable[[int], bytes],
     init_pid = 0
     stage1_reaped = False
     try:
+        if opts.subreaper:
+            # here, not before the fork: prctl loads ctypes (~4 ms), which
+            # stage 1 meanwhile does too; stage 1 cannot exit before "placed"
+            _proc.prctl(PR_SET_CHILD_SUBREAPER, 1)
         if cgroup is not None:
             cgroup.create()
             cgroup.add(stage1)
@@ -216,6 +222,8 @@ def _write_maps(spec: Spec, pid: int) -> None:
 
 def _stage1(spec: Spec, chan: Channel, fifo_fd: int, join: list[tuple[int, str]], new: int,
             opts: LaunchOptions, console: socket.socket | None) -> None:
+    from nsbox._sys import ns as _ns  # here: the runtime itself needs no ctypes
+
     # Before any namespace changes what we can read: in a user namespace the
     # host's Python library (owned by the host's root) may be out of reach.
     preload(hooks=any(spec.hooks.values()), terminal=console is not None, seccomp=opts.seccomp is not None)

@@ -25,7 +25,7 @@ from __future__ import annotations
 
 import os
 
-from nsbox._sys import seccomp as _sc
+from nsbox._sys import seccomp_abi as _sc
 from nsbox.oci.spec import SpecError, _Obj
 
 TYPE_CHECKING = False
@@ -166,13 +166,18 @@ def parse_profile(data: object, path: str = "linux.seccomp") -> tuple[int, list[
     return default, arches, flags, rules, o
 
 
+#: the file in a cache directory that names the libseccomp its programs were built with
+LIBRARY_NOTE = "libseccomp"
+
+
 def compile_profile(data: object, path: str = "linux.seccomp", cache_dir: str | None = None,
-                    lib=_sc) -> Program:  # type: ignore[no-untyped-def]
+                    lib=None) -> Program:  # type: ignore[no-untyped-def]
     """Build the filter for profile *data* and export it (see the module's
     docstring).  libseccomp takes ~20 ms over a docker-sized profile, so the
-    program is kept in *cache_dir* under a hash of the profile, the library's
-    version and the machine.  *lib* is nsbox._sys.seccomp; tests pass a
-    recording one."""
+    program is kept in *cache_dir* under a hash of the profile, the machine
+    and the identity of the library file that built it (_library_identity:
+    a hit loads no library at all).  *lib* is nsbox._sys.seccomp; tests
+    pass a recording one."""
     default, arches, flags, rules, o = parse_profile(data, path)
     notify = any(r.action == _sc.ACT_NOTIFY for r in rules)
     if not notify:
@@ -183,23 +188,51 @@ def compile_profile(data: object, path: str = "linux.seccomp", cache_dir: str | 
         flags |= _sc.FILTER_FLAG_NEW_LISTENER
         if flags & _sc.FILTER_FLAG_TSYNC:
             flags |= _sc.FILTER_FLAG_TSYNC_ESRCH  # TSYNC and a listener are exclusive without it
-    cached = None
+    listener = (o.str("listenerPath"), o.str("listenerMetadata", "") or "")
+    identity = None
     if cache_dir is not None:
         from nsbox import jsonio
 
-        key = f"{lib.version()} {os.uname().machine} {jsonio.dumps(data)}"
-        cached = os.path.join(cache_dir, _digest(key.encode()) + ".bpf")
-        try:
-            with open(cached, "rb") as f:
-                bpf = f.read()
-            if bpf and len(bpf) % 8 == 0:
-                return Program(bpf, flags, notify, o.str("listenerPath"), o.str("listenerMetadata", "") or "")
-        except FileNotFoundError:
-            pass
+        profile = f"{os.uname().machine} {jsonio.dumps(data)}"
+        identity = _library_identity(cache_dir)
+        if identity is not None:
+            try:
+                with open(_entry(cache_dir, identity, profile), "rb") as f:
+                    bpf = f.read()
+                if bpf and len(bpf) % 8 == 0:
+                    return Program(bpf, flags, notify, *listener)
+            except FileNotFoundError:
+                pass
+    if lib is None:
+        from nsbox._sys import seccomp as lib
     bpf = _build(lib, default, arches, rules, o)
-    if cached is not None:
-        _store(cached, bpf)
-    return Program(bpf, flags, notify, o.str("listenerPath"), o.str("listenerMetadata", "") or "")
+    if cache_dir is not None:
+        library = lib.library_path()
+        if library is not None:
+            if identity is None or not identity.startswith(f"{library} "):
+                _store(os.path.join(cache_dir, LIBRARY_NOTE), library.encode())
+            identity = _library_identity(cache_dir)
+            if identity is not None:
+                _store(_entry(cache_dir, identity, profile), bpf)
+    return Program(bpf, flags, notify, *listener)
+
+
+def _library_identity(cache_dir: str) -> str | None:
+    """Which libseccomp the cached programs are valid for, found without
+    loading it: the file the cache's note names (the one the last build was
+    made with), as it is now.  An upgrade replaces that file, so its inode
+    and mtime change and every entry misses."""
+    try:
+        with open(os.path.join(cache_dir, LIBRARY_NOTE)) as f:
+            library = f.read()
+        st = os.stat(library)
+    except OSError:
+        return None
+    return f"{library} {st.st_dev} {st.st_ino} {st.st_size} {st.st_mtime_ns}"
+
+
+def _entry(cache_dir: str, identity: str, profile: str) -> str:
+    return os.path.join(cache_dir, _digest(f"{identity} {profile}".encode()) + ".bpf")
 
 
 def _build(lib, default: int, arches: list[str], rules: list[_Rule], o: _Obj) -> bytes:  # type: ignore[no-untyped-def]
@@ -234,13 +267,13 @@ def _digest(data: bytes) -> str:
     return _sha256.sha256(data).hexdigest()
 
 
-def _store(path: str, bpf: bytes) -> None:
+def _store(path: str, data: bytes) -> None:
     """Atomically, and never fatally: the cache only saves time."""
     try:
         os.makedirs(os.path.dirname(path), mode=0o700, exist_ok=True)
         tmp = f"{path}.{os.getpid()}"
         with open(tmp, "wb") as f:
-            f.write(bpf)
+            f.write(data)
         os.replace(tmp, path)
     except OSError:
         pass
@@ -249,8 +282,10 @@ def _store(path: str, bpf: bytes) -> None:
 def install(program: Program) -> int:
     """Load *program* on this process (and what it execs).  The listener fd
     when the profile notifies, else -1."""
+    from nsbox._sys.seccomp import load_bpf
+
     try:
-        fd = _sc.load_bpf(program.bpf, program.flags)
+        fd = load_bpf(program.bpf, program.flags)
     except OSError as e:
         from nsbox.errors import NsboxError
 
@@ -301,7 +336,9 @@ def take_listener_fd(pid: int, fd: int) -> int:
 
     pidfd = pidfd_open(pid)
     try:
-        return _sc.pidfd_getfd(pidfd, fd)
+        from nsbox._sys.seccomp import pidfd_getfd
+
+        return pidfd_getfd(pidfd, fd)
     finally:
         os.close(pidfd)
 

@@ -168,13 +168,45 @@ def test_compiled_programs_are_cached(rt):  # noqa: F811
     profile = allow_but(rule(["mkdir", "mkdirat"], "SCMP_ACT_ERRNO", errnoRet=EROFS))
     assert rt.run(["true"], linux={"seccomp": profile})[0] == 0
     cache = os.path.join(rt.root, ".seccomp-cache")
-    [entry] = os.listdir(cache)
+    [entry] = [name for name in os.listdir(cache) if name.endswith(".bpf")]
     # a damaged entry is rebuilt, not trusted
     with open(os.path.join(cache, entry), "wb") as f:
         f.write(b"\x06\x00\x00\x00\x00\x00\xff")
     status, out, err = rt.run(["mkdir", "/x"], linux={"seccomp": profile})
     assert status == 1 and "Read-only file system" in err
     assert os.path.getsize(os.path.join(cache, entry)) % 8 == 0
+
+
+def test_a_cache_hit_loads_no_libseccomp(tmp_path):
+    import subprocess
+    import sys
+
+    (tmp_path / "profile.json").write_text(json.dumps(allow_but(rule("mkdir", "SCMP_ACT_ERRNO"))))
+    code = ("import sys, json; from nsbox.security.seccomp import compile_profile; "
+            f"p = compile_profile(json.load(open({str(tmp_path / 'profile.json')!r})), "
+            f"cache_dir={str(tmp_path / 'cache')!r}); "
+            "print(len(p.bpf), 'ctypes' in sys.modules, open('/proc/self/maps').read().count('libseccomp') > 0)")
+    first = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout.split()
+    again = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout.split()
+    assert first[1:] == ["True", "True"]  # built: the library was loaded
+    assert again == [first[0], "False", "False"]  # the same program, and neither ctypes nor libseccomp
+
+
+def test_a_different_library_file_misses_the_cache(tmp_path):
+    profile = allow_but(rule("mkdir", "SCMP_ACT_ERRNO"))
+    lib = RecordingLib()
+    fake = tmp_path / "libseccomp.so.2.5.4"
+    fake.write_bytes(b"v1")
+    lib.library_path = lambda: str(fake)
+    compile_profile(profile, cache_dir=str(tmp_path / "cache"), lib=lib)
+    assert [c[0] for c in lib.calls] == ["init", "rule"]
+    lib.calls.clear()
+    compile_profile(profile, cache_dir=str(tmp_path / "cache"), lib=lib)
+    assert lib.calls == []  # a hit
+    fake.unlink()
+    fake.write_bytes(b"v2, upgraded")  # a new file: another inode and size
+    compile_profile(profile, cache_dir=str(tmp_path / "cache"), lib=lib)
+    assert [c[0] for c in lib.calls] == ["init", "rule"]
 
 
 @requires_root
