@@ -27,7 +27,7 @@ TYPE_CHECKING = False
 if TYPE_CHECKING:
     from nsbox.cgroups import Cgroup
     from nsbox.oci.spec import Spec
-    from nsbox.process.create import LaunchOptions
+    from nsbox.process.create import EarlyStage1, LaunchOptions
     from nsbox.security.seccomp import Program
 
 
@@ -61,9 +61,11 @@ class Container:
 
     @classmethod
     def create(cls, root: str, container_id: str, bundle: str, opts: LaunchOptions,
-               pid_file: str | None = None, parsed: tuple[bytes, Spec] | None = None) -> Container:
+               pid_file: str | None = None, parsed: tuple[bytes, Spec] | None = None,
+               early: EarlyStage1 | None = None) -> Container:
         """Parse the bundle (unless *parsed* gives its config.json's bytes and
-        their Spec), launch init and leave it parked; nothing is left behind
+        their Spec), launch init (through *early*, a stage 1 forked when the
+        verb started, if given) and leave it parked; nothing is left behind
         when any step fails."""
         from nsbox.cgroups import Cgroup
         from nsbox.oci import spec as oci_spec
@@ -116,7 +118,8 @@ class Container:
                     cgroup.apply(spec.linux.resources)
 
             try:
-                pid = launch(spec, d.fifo, hook_state, opts, cgroup, apply_limits)
+                pid = launch(spec, d.fifo, hook_state, opts, cgroup, apply_limits,
+                             (early, raw) if early is not None else None)
             except ExecError as e:
                 # the program is missing: for the runtime that is a failed create (exit 1), as in runc
                 raise NsboxError(str(e)) from None

@@ -46,6 +46,19 @@ def loads(data: str | bytes) -> object:
         value, end = _scan(text, start)
     except StopIteration as e:
         raise ValueError(f"expecting a value at character {e.value}") from None
+    except SystemError:
+        # CPython 3.11's C scanner raises some errors (a bad object key, a
+        # missing ':') as json.decoder.JSONDecodeError, which it looks up in
+        # sys.modules only: when json.decoder was never imported it returns
+        # no exception at all.  Import it and scan again for the real one.
+        import json.decoder  # noqa: F401
+
+        return loads(text)
+    except ValueError as e:  # that JSONDecodeError: the same one-line form as ours
+        msg, pos = getattr(e, "msg", None), getattr(e, "pos", None)
+        if not isinstance(msg, str) or pos is None:
+            raise
+        raise ValueError(f"{msg[:1].lower()}{msg[1:]} at character {pos}") from None
     rest = text[end:].lstrip(_WHITESPACE)
     if rest:
         raise ValueError(f"extra data at character {len(text) - len(rest)}")

@@ -59,3 +59,22 @@ def test_unserializable():
         jsonio.dumps(object())
     with pytest.raises(ValueError):
         jsonio.dumps(float("nan"))
+
+
+def test_errors_without_the_json_module_loaded():
+    # nsbox never imports json; CPython 3.11's scanner then cannot raise its
+    # own error for a bad object (it returned NULL without an exception)
+    import subprocess
+    import sys
+
+    code = ("import sys\nfrom nsbox import jsonio\nprint('json' in sys.modules)\n"
+            "for text in ('{not json', '{\"a\" 1}', '{\"a\": 1,}'):\n"
+            "    try:\n        jsonio.loads(text)\n    except ValueError as e:\n        print(type(e).__name__, e)\n"
+            )
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout
+    assert out.splitlines() == [
+        "False",
+        "ValueError expecting property name enclosed in double quotes at character 1",
+        "ValueError expecting ':' delimiter at character 5",
+        "ValueError expecting property name enclosed in double quotes at character 8",
+    ]

@@ -187,6 +187,33 @@ def test_create_duplicate_id(rt):
     assert r.returncode == 1 and "container dup already exists" in r.stderr
 
 
+def _stage1_processes() -> list[int]:
+    found = []
+    for pid in filter(str.isdigit, os.listdir("/proc")):
+        try:
+            with open(f"/proc/{pid}/comm") as f:
+                comm = f.read().rstrip("\n")
+        except OSError:
+            continue
+        if comm == "nsbox:[stage1]":
+            found.append(int(pid))
+    return found
+
+
+def test_a_create_that_fails_before_launch_stops_its_early_stage1(rt):
+    # create and run fork stage 1 as they start; a verb that fails before it
+    # launches (here: a config that is not JSON) must not leave it behind
+    b = rt.bundle(["true"])
+    with open(os.path.join(b, "config.json"), "w") as f:
+        f.write("{not json")
+    before = set(_stage1_processes())
+    for verb in ("create", "run"):
+        r = rt(verb, "--bundle", b, "bad")
+        assert r.returncode == 1 and "not valid JSON" in r.stderr
+    assert set(_stage1_processes()) - before == set()
+    assert not os.path.exists(os.path.join(rt.root, "bad"))
+
+
 def test_kill_all_and_signal_names(rt):
     rt.create("k", ["sh", "-c", "sleep 60 & sleep 60 & wait"])
     rt("start", "k", check=True)

@@ -28,7 +28,23 @@ freezer, stats.
 
 from __future__ import annotations
 
-from nsbox.cgroups.cgroup import Cgroup
-from nsbox.cgroups.errors import CgroupError
+TYPE_CHECKING = False
+if TYPE_CHECKING:
+    from nsbox.cgroups.cgroup import Cgroup
+    from nsbox.cgroups.errors import CgroupError
 
 __all__ = ["Cgroup", "CgroupError"]
+
+
+def __getattr__(name: str) -> object:
+    # Loaded on first use (PEP 562): a verb that needs only a submodule
+    # (warmup, freezer) does not pay for the whole package (~3 ms).
+    if name == "Cgroup":
+        from nsbox.cgroups.cgroup import Cgroup
+
+        return Cgroup
+    if name == "CgroupError":
+        from nsbox.cgroups.errors import CgroupError
+
+        return CgroupError
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")

@@ -10,13 +10,15 @@ every create, between placing their first process and letting it go on.
 
 ``start()`` pays it at the beginning of a verb instead, in a throwaway child
 that moves itself into the cgroup it already is in (a move that changes
-nothing), while the runtime goes on importing and parsing the bundle.  When
-the runtime places the container's first process a few milliseconds later,
-the rwsem is still in its slow mode and the write returns at once.  If the
-child is slower than the runtime, the runtime's own write waits for it on
-the cgroup mutex, which costs no more than the grace period it would have
-paid itself.  The host-wide fix is the cgroup2 mount option
-``favordynmods`` (Linux 6.0+), which keeps the rwsem in its slow mode.
+nothing), while the runtime goes on importing and parsing the bundle, and
+that repeats the move every few milliseconds, each one extending the slow
+mode by a grace period, until the runtime is gone or ``LINGER`` is over.
+When the runtime places the container's first process, the rwsem is in its
+slow mode and the write returns at once.  If the child is slower than the
+runtime, the runtime's own write waits for it on the cgroup mutex, which
+costs no more than the grace period it would have paid itself.  The
+host-wide fix is the cgroup2 mount option ``favordynmods`` (Linux 6.0+),
+which keeps the rwsem in its slow mode for good.
 """
 
 from __future__ import annotations
@@ -24,22 +26,42 @@ from __future__ import annotations
 import os
 
 
+#: how long the child keeps the rwsem warm (seconds), and how often it moves
+#: (well under a grace period, so that the slow mode never lapses)
+LINGER = 0.15
+INTERVAL = 0.003
+
+
 def start(proc: str = "/proc/self") -> int | None:
-    """Fork the child that takes the rwsem once; returns its pid (a zombie
-    to be reaped by whoever waits for children), or None when no cgroup of
-    ours was found."""
+    """Fork the child that keeps the rwsem warm; returns its pid (reaped by
+    whoever waits for children), or None when no cgroup of ours was found."""
     path = own_procs_file(proc)
     if path is None:
         return None
+    parent = os.getpid()
     pid = os.fork()
     if pid == 0:
-        try:
-            with open(path, "w") as f:
-                f.write("0")  # "0": the writer itself
-        except OSError:
-            pass  # not ours to write (rootless): nothing to warm up then
+        _keep_warm(path, parent)
         os._exit(0)
     return pid
+
+
+def _keep_warm(path: str, parent: int) -> None:
+    import time
+
+    deadline = time.monotonic() + LINGER
+    try:
+        fd = os.open(path, os.O_WRONLY | os.O_CLOEXEC)
+    except OSError:
+        return  # not ours to write (rootless): nothing to warm up then
+    try:
+        while os.getppid() == parent and time.monotonic() < deadline:
+            os.write(fd, b"0")  # "0": the writer itself, into the cgroup it is in
+            time.sleep(INTERVAL)
+    except OSError:
+        pass
+    finally:
+        os.close(fd)
 
 
 def own_procs_file(proc: str = "/proc/self") -> str | None:

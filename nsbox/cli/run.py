@@ -25,6 +25,16 @@ def run(argv: list[str], ctx) -> int:  # type: ignore[no-untyped-def]
     from nsbox.cgroups import warmup
 
     warmup.start()  # first: it runs while we import and parse
+    from nsbox.process.create import EarlyStage1
+
+    early = EarlyStage1()  # next: it imports the container's side meanwhile
+    try:
+        return _run(argv, ctx, early)
+    finally:
+        early.close()
+
+
+def _run(argv: list[str], ctx, early) -> int:  # type: ignore[no-untyped-def]
     from nsbox.container import Container
     from nsbox.oci import spec as oci_spec
 
@@ -45,7 +55,7 @@ def run(argv: list[str], ctx) -> int:  # type: ignore[no-untyped-def]
         listener, opts.console_socket = listen_console_socket(ctx.root)
     try:
         container = Container.create(ctx.root, container_id, bundle, opts, pid_file=o["pid_file"],  # type: ignore[arg-type]
-                                     parsed=(raw, spec))
+                                     parsed=(raw, spec), early=early)
         show_warnings("run", container.warnings, ctx)
         master = -1
         if listener is not None:
