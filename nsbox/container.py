@@ -84,15 +84,14 @@ class Container:
         refused = unsupported(spec)
         if refused is not None:
             raise oci_spec.SpecError(*refused)
-        if spec.linux.seccomp is not None:
-            from nsbox.security.seccomp import compile_profile
-
-            ensure_root(root)  # its mode, before the cache makes it
-
-            opts.seccomp = compile_profile(spec.linux.seccomp, cache_dir=os.path.join(root, SECCOMP_CACHE))
         if opts.rootless and spec.linux.namespace("user") is None:
             raise oci_spec.SpecError("linux.namespaces", "a rootless container needs a user namespace (add "
                                      "{\"type\": \"user\"} and uidMappings/gidMappings; see nsbox spec --rootless)")
+        if spec.linux.seccomp is not None:
+            from nsbox.security.seccomp import compile_profile
+
+            ensure_root(root)  # with its mode, before the cache makes it
+            opts.seccomp = compile_profile(spec.linux.seccomp, cache_dir=os.path.join(root, SECCOMP_CACHE))
         cgroup: Cgroup | None = Cgroup.for_container(spec.linux.cgroups_path, container_id)
         d = StateDir.create(root, container_id)
         made_cgroup = False

@@ -40,6 +40,11 @@
 
 Why two forks: a new PID namespace applies to the children of the process
 that unshares it, and the runtime itself must stay outside every namespace.
+Why stage 1 may be older than the launch: ``create`` and ``run`` fork it as
+they start (EarlyStage1), so that its imports run on the other core while
+the runtime parses the bundle; at launch it is sent the config bytes, the
+fifo's path and the compiled filter ("launch", "config", "bpf") and goes on
+from the top of the diagram.
 Why "placed" is not waited for at once: the first migration into a new
 cgroup waits for an RCU grace period (10-15 ms here; runc and crun pay it
 too), so stage 1 imports what init needs and makes the namespaces
@@ -211,10 +216,10 @@ def launch(spec: Spec, fifo: str, state_for_hooks: Callable[[int], bytes],
 
         console = connect_console_socket(opts.console_socket)
     opts.unprivileged = os.geteuid() != 0
-    handed_over = early is not None and console is None
-    if early is not None and handed_over:
-        early[0].taken = True
-        runtime, stage1 = early[0].runtime, early[0].pid
+    waiting = early if early is not None and console is None else None
+    if waiting is not None:
+        waiting[0].taken = True
+        runtime, stage1 = waiting[0].runtime, waiting[0].pid
     else:
         runtime, container = Channel.pair()
         fifo_fd = os.open(fifo, os.O_RDWR | os.O_CLOEXEC)
@@ -234,14 +239,19 @@ def launch(spec: Spec, fifo: str, state_for_hooks: Callable[[int], bytes],
     init_pid = 0
     stage1_reaped = False
     try:
-        if early is not None and handed_over:
-            _hand_over(early[0], early[1], spec, fifo, opts)
+        if waiting is not None:
+            if cgroup is not None:
+                # before the hand-over: stage 1 has imported all it needs by
+                # now, so after it, placing it is all that keeps it waiting
+                cgroup.create()
+            _hand_over(waiting[0], waiting[1], spec, fifo, opts)
         if opts.subreaper:
             # here, not before the fork: prctl loads ctypes (~4 ms), which
             # stage 1 meanwhile does too; stage 1 cannot exit before "placed"
             _proc.prctl(PR_SET_CHILD_SUBREAPER, 1)
         if cgroup is not None:
-            cgroup.create()
+            if waiting is None:
+                cgroup.create()
             cgroup.add(stage1)
         runtime.send("placed")
         if apply_limits is not None:
