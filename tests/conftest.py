@@ -175,6 +175,62 @@ def in_child(fn, *args):
     return value
 
 
+def _mountpoints() -> set[str]:
+    with open("/proc/self/mountinfo") as f:
+        return {line.split()[4] for line in f}
+
+
+def _nsbox_cgroups() -> set[str]:
+    found = set()
+    for top, dirs, _ in os.walk("/sys/fs/cgroup"):
+        found.update(os.path.join(top, d) for d in dirs if "nsbox" in d)
+    return found
+
+
+def _nsbox_processes() -> set[int]:
+    """Live processes an nsbox launch made and named (stage 1, a parked init)."""
+    found = set()
+    for pid in filter(str.isdigit, os.listdir("/proc")):
+        try:
+            with open(f"/proc/{pid}/stat") as f:
+                comm, state = f.read().split(" (", 1)[1].rsplit(") ", 1)
+        except (OSError, IndexError, ValueError):
+            continue
+        if comm.startswith("nsbox:") and not state.startswith("Z"):
+            found.add(int(pid))
+    return found
+
+
+def _state_dirs() -> set[str]:
+    try:
+        return set(os.listdir("/run/nsbox"))
+    except FileNotFoundError:
+        return set()
+
+
+@pytest.fixture(scope="session", autouse=True)
+def _nothing_left_after_the_suite():
+    """After every test: no mount, cgroup, state directory or nsbox process
+    that was not there before the suite (torn down last, after the cgroup
+    parents below are removed)."""
+    if os.geteuid() != 0:
+        yield
+        return
+    before = (_mountpoints(), _nsbox_cgroups(), _nsbox_processes(), _state_dirs())
+    yield
+    import time
+
+    deadline = time.monotonic() + 5  # a killed container's last processes are being reaped
+    while True:
+        after = (_mountpoints(), _nsbox_cgroups(), _nsbox_processes(), _state_dirs())
+        left = {name: sorted(now - then) for name, now, then in
+                zip(("mounts", "cgroups", "processes", "state dirs in /run/nsbox"), after, before) if now - then}
+        if not left or time.monotonic() > deadline:
+            break
+        time.sleep(0.1)
+    assert not left, f"the test suite left behind: {left}"
+
+
 @pytest.fixture(scope="session", autouse=True)
 def _remove_cgroup_parents_we_caused():
     """Containers' cgroups are removed by delete; their shared parents stay
