@@ -214,7 +214,27 @@ def compile_profile(data: object, path: str = "linux.seccomp", cache_dir: str | 
             identity = _library_identity(cache_dir)
             if identity is not None:
                 _store(_entry(cache_dir, identity, profile), bpf)
+                _prune(cache_dir)
     return Program(bpf, flags, notify, *listener)
+
+
+#: programs a cache keeps; a build beyond that drops the oldest builds
+CACHE_ENTRIES = 64
+
+
+def _prune(cache_dir: str) -> None:
+    """Bound the cache: every profile and libseccomp version adds an entry
+    (clients generate a handful of profiles; an upgrade orphans them all)."""
+    keep = CACHE_ENTRIES
+    try:
+        entries = [e for e in os.scandir(cache_dir) if e.name.endswith(".bpf")]
+        if len(entries) <= keep:
+            return
+        entries.sort(key=lambda e: e.stat().st_mtime_ns)
+        for e in entries[:len(entries) - keep]:
+            os.unlink(e.path)
+    except OSError:
+        pass  # never fatal: the cache only saves time
 
 
 def _library_identity(cache_dir: str) -> str | None:

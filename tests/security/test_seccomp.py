@@ -8,6 +8,7 @@ import json
 import os
 import socket
 import threading
+import time
 
 import pytest
 
@@ -207,6 +208,25 @@ def test_a_different_library_file_misses_the_cache(tmp_path):
     fake.write_bytes(b"v2, upgraded")  # a new file: another inode and size
     compile_profile(profile, cache_dir=str(tmp_path / "cache"), lib=lib)
     assert [c[0] for c in lib.calls] == ["init", "rule"]
+
+
+def test_the_cache_keeps_the_newest_builds(tmp_path, monkeypatch):
+    from nsbox.security import seccomp
+
+    monkeypatch.setattr(seccomp, "CACHE_ENTRIES", 3)
+    lib = RecordingLib()
+    (tmp_path / "libseccomp.so.2").write_bytes(b"lib")
+    lib.library_path = lambda: str(tmp_path / "libseccomp.so.2")
+    cache = tmp_path / "cache"
+    for errno in range(1, 6):
+        compile_profile(allow_but(rule("mkdir", "SCMP_ACT_ERRNO", errnoRet=errno)), cache_dir=str(cache), lib=lib)
+        time.sleep(0.02)  # file times may tick by the jiffy: keep the builds' order visible
+    assert len([n for n in os.listdir(cache) if n.endswith(".bpf")]) == 3
+    lib.calls.clear()
+    compile_profile(allow_but(rule("mkdir", "SCMP_ACT_ERRNO", errnoRet=5)), cache_dir=str(cache), lib=lib)
+    assert lib.calls == []  # the newest is still there
+    compile_profile(allow_but(rule("mkdir", "SCMP_ACT_ERRNO", errnoRet=1)), cache_dir=str(cache), lib=lib)
+    assert lib.calls != []  # the oldest was dropped: built again
 
 
 @requires_root
