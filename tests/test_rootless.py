@@ -101,12 +101,15 @@ class User:
         return "\n".join(lines)
 
     def __call__(self, *args: str, timeout: float = 60) -> subprocess.CompletedProcess[str]:
-        """``nsbox ARGS`` as the user.  Output goes through files: a created
-        container inherits the stdio of create, and would hold a pipe open."""
+        """``nsbox ARGS`` as the user."""
+        return self.command(sys.executable, "-m", "nsbox", *args, timeout=timeout)
+
+    def command(self, *argv: str, timeout: float = 60) -> subprocess.CompletedProcess[str]:
+        """*argv* as the user.  Output goes through files: a created container
+        inherits the stdio of create, and would hold a pipe open."""
         with tempfile.TemporaryFile("w+") as out, tempfile.TemporaryFile("w+") as err:
             done = subprocess.run(
-                ["unshare", "--mount", "--propagation", "private", "sh", "-c", self.script, "sh",
-                 sys.executable, "-m", "nsbox", *args],
+                ["unshare", "--mount", "--propagation", "private", "sh", "-c", self.script, "sh", *argv],
                 stdin=subprocess.DEVNULL, stdout=out, stderr=err, text=True, timeout=timeout)
             out.seek(0)
             err.seek(0)
@@ -323,4 +326,20 @@ def test_spec_rootless_maps_the_caller(user):
     write_config(path, spec)
     done = user("run", "--bundle", path, "c1")
     assert (done.returncode, done.stdout) == (0, "0\n"), done.stderr
+    _assert_nothing_left(user)
+
+
+def test_terminals_run_and_exec(user):
+    # script(1) gives nsbox a terminal of its own, which it proxies to the container's pty
+    b = user.bundle(["sh", "-c", "tty; id -u; exit 3"])
+    with open(os.path.join(b, "config.json")) as f:
+        spec = json.load(f)
+    spec["process"]["terminal"] = True
+    write_config(b, spec)
+    done = user.command("script", "-qec", f"{sys.executable} -m nsbox run --bundle {b} c1", "/dev/null")
+    assert done.returncode == 3 and done.stdout.split() == ["/dev/pts/0", "0"], (done.stdout, done.stderr)
+    assert user("run", "--detach", "--bundle", user.bundle(["sleep", "60"]), "c2").returncode == 0
+    done = user.command("script", "-qec", f"{sys.executable} -m nsbox exec -t c2 sh -c tty", "/dev/null")
+    assert done.returncode == 0 and done.stdout.split() == ["/dev/pts/0"], (done.stdout, done.stderr)
+    assert user("delete", "--force", "c2").returncode == 0
     _assert_nothing_left(user)

@@ -543,17 +543,14 @@ def test_spec_and_features(tmp_path):
 
 # --- terminals -------------------------------------------------------------
 
-def test_run_foreground_proxies_a_terminal(rt):
+def _drive_terminal(argv: list[str], status: int) -> str:
+    """Run *argv* (nsbox run or exec with a terminal) on a pty of ours, type
+    a line at the shell's prompt, and return what the terminal showed."""
     import pty
     import select
 
-    b = rt.bundle(["sh"])
-    spec = read_config(b)
-    spec["process"]["terminal"] = True
-    write_config(b, spec)
     master, slave = pty.openpty()
-    p = subprocess.Popen([*__import__("conftest").NSBOX, "--root", rt.root, "run", "--bundle", b, "tty1"],
-                         stdin=slave, stdout=slave, stderr=slave, start_new_session=True)
+    p = subprocess.Popen(argv, stdin=slave, stdout=slave, stderr=slave, start_new_session=True)
     os.close(slave)
     seen = b""
     sent = False
@@ -561,21 +558,38 @@ def test_run_foreground_proxies_a_terminal(rt):
         deadline = time.monotonic() + 20
         while time.monotonic() < deadline and p.poll() is None:
             if not sent and b"# " in seen:  # the prompt: the shell reads its input from here on
-                os.write(master, b"tty; echo $((6*7)); exit 7\n")
+                os.write(master, f"tty; echo $((6*7)); exit {status}\n".encode())
                 sent = True
             if select.select([master], [], [], 0.1)[0]:
                 try:
                     seen += os.read(master, 4096)
                 except OSError:  # EIO: nsbox closed the terminal
                     break
-        assert p.wait(timeout=10) == 7, seen
+        assert p.wait(timeout=10) == status, seen
     finally:
         if p.poll() is None:
             p.kill()
             p.wait()
         os.close(master)
-    text = seen.decode(errors="replace")
+    return seen.decode(errors="replace")
+
+
+def test_run_foreground_proxies_a_terminal(rt):
+    b = rt.bundle(["sh"])
+    spec = read_config(b)
+    spec["process"]["terminal"] = True
+    write_config(b, spec)
+    text = _drive_terminal([*NSBOX, "--root", rt.root, "run", "--bundle", b, "tty1"], 7)
     assert "/dev/pts/0" in text and "42" in text
+
+
+def test_exec_tty_in_the_foreground_proxies_a_terminal(rt):
+    # no --console-socket: exec makes its own, as runc does
+    rt.create("ttyx", ["sleep", "60"])
+    rt("start", "ttyx", check=True)
+    text = _drive_terminal([*NSBOX, "--root", rt.root, "exec", "-t", "ttyx", "sh"], 5)
+    assert "/dev/pts/0" in text and "42" in text
+    assert set(os.listdir(rt.root)) <= {"ttyx", SECCOMP_CACHE}  # its console socket is gone
 
 
 def test_console_socket_gets_the_pty_master(rt, tmp_path):

@@ -59,15 +59,35 @@ def run(argv: list[str], ctx) -> int:  # type: ignore[no-untyped-def]
         _proc.prctl(PR_SET_CHILD_SUBREAPER, 1)
     seccomp = container.seccomp()
     state = to_json(container.state()) if seccomp is not None and seccomp.notify else b"{}"
-    pid = exec_in(container.pid, process, count(o["preserve_fds"], "--preserve-fds"),
-                  o["console_socket"], container.cgroup(), seccomp, state)  # type: ignore[arg-type]
+    console_socket = o["console_socket"]
+    console = None
+    if process.terminal and not detach and not console_socket:
+        # in the foreground a terminal is ours to proxy, as with run
+        from nsbox.process.tty import OwnConsole
+
+        console = OwnConsole(ctx.root)
+        console_socket = console.path
+    try:
+        pid = exec_in(container.pid, process, count(o["preserve_fds"], "--preserve-fds"),
+                      console_socket, container.cgroup(), seccomp, state)  # type: ignore[arg-type]
+        master = console.receive() if console is not None else -1
+    finally:
+        if console is not None:
+            console.close()
     if o["pid_file"]:
         write_atomic(os.path.abspath(str(o["pid_file"])), str(pid).encode())
     if detach:
         return 0
-    from nsbox.cli.run import wait_for
+    from nsbox.cli.run import poll_for, wait_for
 
-    return wait_for(pid)
+    if master < 0:
+        return wait_for(pid)
+    from nsbox.process.tty import proxy
+
+    try:
+        return proxy(master, lambda: poll_for(pid))
+    finally:
+        os.close(master)
 
 
 def build_process(o: dict[str, object], cmd: list[str], container):  # type: ignore[no-untyped-def]

@@ -43,29 +43,26 @@ def _run(argv: list[str], ctx, early) -> int:  # type: ignore[no-untyped-def]
     detach = bool(o["detach"])
     opts = launch_options(o, ctx)
     opts.subreaper = not detach
-    listener = None
+    console = None
     bundle = os.path.abspath(str(o["bundle"] or "."))
     raw = oci_spec.read_config(bundle)
     spec = oci_spec.parse(raw, bundle, os.path.join(bundle, "config.json"))
     if not detach and not opts.console_socket and spec.process is not None and spec.process.terminal:
         # In the foreground a terminal is ours to proxy: make our own console socket.
-        from nsbox.process.tty import listen_console_socket
+        from nsbox.process.tty import OwnConsole
+        from nsbox.state import ensure_root
 
-        os.makedirs(ctx.root, mode=0o711, exist_ok=True)
-        listener, opts.console_socket = listen_console_socket(ctx.root)
+        ensure_root(ctx.root)
+        console = OwnConsole(ctx.root)
+        opts.console_socket = console.path
     try:
         container = Container.create(ctx.root, container_id, bundle, opts, pid_file=o["pid_file"],  # type: ignore[arg-type]
                                      parsed=(raw, spec), early=early)
         show_warnings("run", container.warnings, ctx)
-        master = -1
-        if listener is not None:
-            from nsbox.process.tty import receive_master
-
-            master = receive_master(listener)
+        master = console.receive() if console is not None else -1
     finally:
-        if listener is not None:
-            listener.close()
-            os.unlink(str(opts.console_socket))
+        if console is not None:
+            console.close()
     try:
         show_warnings("run", container.start(), ctx)
     except BaseException:

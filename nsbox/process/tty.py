@@ -78,6 +78,33 @@ def listen_console_socket(directory: str) -> tuple[socket.socket, str]:
     return listener, path
 
 
+class OwnConsole:
+    """The console socket ``run`` and ``exec`` make for themselves when a
+    terminal process runs in the foreground without --console-socket: they
+    take the pty master from it and proxy it to their own terminal, as runc
+    does."""
+
+    __slots__ = ("listener", "path")
+
+    def __init__(self, directory: str) -> None:
+        self.listener: socket.socket | None
+        self.listener, self.path = listen_console_socket(directory)
+
+    def receive(self) -> int:
+        """The pty master the container's process sent (then the socket goes)."""
+        assert self.listener is not None
+        try:
+            return receive_master(self.listener)
+        finally:
+            self.close()
+
+    def close(self) -> None:
+        if self.listener is not None:
+            self.listener.close()
+            self.listener = None
+            os.unlink(self.path)
+
+
 def proxy(master: int, wait: Callable[[], int | None]) -> int:
     """Copy our stdin to the pty and the pty to our stdout until *wait*
     returns the container's status; our terminal is raw meanwhile, and
