@@ -84,7 +84,9 @@ class Container:
         refused = unsupported(spec)
         if refused is not None:
             raise oci_spec.SpecError(*refused)
-        if opts.rootless and spec.linux.namespace("user") is None:
+        # not root at all (root of a user namespace, as under rootless podman,
+        # is in one already): the container needs a user namespace of its own
+        if opts.rootless and os.geteuid() != 0 and spec.linux.namespace("user") is None:
             raise oci_spec.SpecError("linux.namespaces", "a rootless container needs a user namespace (add "
                                      "{\"type\": \"user\"} and uidMappings/gidMappings; see nsbox spec --rootless)")
         if spec.linux.seccomp is not None:

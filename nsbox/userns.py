@@ -136,6 +136,16 @@ def write_id_maps_setuid_helpers(pid: int, uid_maps: Sequence[IdMap], gid_maps: 
                                  "check that /etc/subuid and /etc/subgid grant these ranges to your user")
 
 
+def running_in_user_namespace(proc: str = "/proc/self") -> bool:
+    """Whether we run in a user namespace other than the initial one (whose
+    map is the whole id range onto itself), as under rootless podman."""
+    try:
+        with open(f"{proc}/uid_map") as f:
+            return f.read().split() != ["0", "0", "4294967295"]
+    except OSError:
+        return False
+
+
 def write_maps_from_parent(pid: int, uid_maps: Sequence[IdMap], gid_maps: Sequence[IdMap],
                            setgroups: str | None = None) -> None:
     """Write the maps of *pid*, which just unshared its user namespace, from

@@ -343,3 +343,73 @@ def test_terminals_run_and_exec(user):
     assert done.returncode == 0 and done.stdout.split() == ["/dev/pts/0"], (done.stdout, done.stderr)
     assert user("delete", "--force", "c2").returncode == 0
     _assert_nothing_left(user)
+
+
+# --- rootless podman: its runtime runs as root of podman's user namespace ----------
+
+class RootlessPodman:
+    """podman run by the test user, with nsbox (through an argv-logging
+    wrapper) as its runtime: podman makes a user namespace from the user's
+    /etc/subuid range and runs conmon and the runtime in it, as root there."""
+
+    def __init__(self, user: User) -> None:
+        from test_clients_e2e import IMAGE, oci_archive, runtime_wrapper
+
+        self.user = user
+        self.image = IMAGE
+        home = os.path.join(user.top, "home")
+        os.mkdir(home)
+        self.runtime, self.log = runtime_wrapper(home, "nsbox-runtime")
+        self.archive = oci_archive(os.path.join(home, "image.tar"), home)
+        conf, storage = os.path.join(home, "containers.conf"), os.path.join(home, "storage.conf")
+        with open(conf, "w") as f:
+            f.write('[containers]\ndefault_ulimits = ["nofile=20000:20000", "nproc=4096:4096"]\n'
+                    f'[engine]\ncgroup_manager = "cgroupfs"\nevents_logger = "file"\n'
+                    f'events_logfile_path = "{home}/events.log"\nruntime_supports_json = ["nsbox-runtime"]\n')
+        with open(storage, "w") as f:  # vfs: nothing to mount, whatever the kernel allows a user
+            f.write(f'[storage]\ndriver = "vfs"\nrunroot = "{user.xdg}/containers"\ngraphroot = "{home}/storage"\n')
+        _chown_tree(home, UID)
+        self.env = f"HOME={home} CONTAINERS_CONF={conf} CONTAINERS_STORAGE_CONF={storage}"
+
+    def __call__(self, *args: str, timeout: float = 120) -> subprocess.CompletedProcess[str]:
+        return self.user.command("sh", "-c", f"env {self.env} podman --runtime {self.runtime} "
+                                 + " ".join(shlex.quote(a) for a in args), timeout=timeout)
+
+
+@pytest.fixture
+def rootless_podman(user):
+    if not (shutil.which("podman") and shutil.which("conmon")):
+        pytest.skip("podman is not installed (apt-get install podman)")
+    p = RootlessPodman(user)
+    done = p("load", "-i", p.archive)
+    assert done.returncode == 0, done.stderr
+    try:
+        yield p
+    finally:
+        p("rm", "-fa", "-t", "0")
+
+
+def test_rootless_podman_runs_containers_with_nsbox(rootless_podman):
+    from test_clients_e2e import verbs
+
+    p = rootless_podman
+    done = p("run", "--rm", "--network", "none", p.image, "sh", "-c", "id -u; cat /proc/self/uid_map; exit 5")
+    assert done.returncode == 5, done.stderr
+    lines = done.stdout.splitlines()
+    assert lines[0] == "0"
+    # the container is in podman's user namespace: root is the user, the rest its subordinate ids
+    assert [line.split() for line in lines[1:]] == [["0", str(UID), "1"],
+                                                    ["1", str(SUBID_START), str(SUBID_COUNT)]]
+    done = p("run", "-d", "--name", "rl", "--network", "none", p.image, "sleep", "1000")
+    assert done.returncode == 0, done.stderr
+    done = p("exec", "rl", "sh", "-c", "echo in-exec; exit 6")
+    assert (done.returncode, done.stdout) == (6, "in-exec\n"), done.stderr
+    assert p("stop", "-t", "1", "rl").returncode == 0
+    assert p("rm", "rl").returncode == 0
+    assert {"create", "start", "exec", "kill", "delete"} <= set(verbs(p.log))
+    # nsbox kept its state where a rootless runtime does, in the user's runtime
+    # directory, and deleted it
+    with open(p.log) as f:
+        assert "--root" not in f.read()
+    assert os.path.isdir(p.user.root)
+    assert [name for name in os.listdir(p.user.root) if not name.startswith(".")] == []

@@ -60,6 +60,28 @@ def test_default_root(monkeypatch):
     assert cli_main.default_root() == "/tmp/xdg/nsbox"
 
 
+def test_default_root_for_root_of_a_user_namespace(monkeypatch):
+    # rootless podman runs its runtime as root of its user namespace, with
+    # XDG_RUNTIME_DIR set: that root's state goes there, as runc's does
+    monkeypatch.setattr(cli_main.os, "geteuid", lambda: 0)
+    monkeypatch.setenv("XDG_RUNTIME_DIR", "/run/user/1000")
+    monkeypatch.delenv("USER", raising=False)
+    monkeypatch.setattr(userns, "running_in_user_namespace", lambda proc="/proc/self": True)
+    assert cli_main.default_root() == "/run/user/1000/nsbox"
+    monkeypatch.setenv("USER", "root")
+    assert cli_main.default_root() == "/run/nsbox"
+    monkeypatch.delenv("USER")
+    monkeypatch.setattr(userns, "running_in_user_namespace", lambda proc="/proc/self": False)
+    assert cli_main.default_root() == "/run/nsbox"  # the real root: /run/user/0 is not its state dir
+
+
+def test_running_in_user_namespace(tmp_path):
+    (tmp_path / "uid_map").write_text("         0          0 4294967295\n")
+    assert not userns.running_in_user_namespace(str(tmp_path))
+    (tmp_path / "uid_map").write_text("         0       1000          1\n")
+    assert userns.running_in_user_namespace(str(tmp_path))
+
+
 def _context(rootless: str | None) -> cli_main.Context:
     opts = {name: None for name in ("root", "log", "log_format", "debug", "systemd_cgroup", "rootless")}
     opts.update(rootless=rootless, root="/tmp/state")

@@ -83,21 +83,26 @@ class Context:
             return self.rootless == "true"
         if os.geteuid() != 0:
             return True
-        try:
-            with open("/proc/self/uid_map") as f:
-                return f.read().split() != ["0", "0", "4294967295"]
-        except OSError:
-            return False
+        from nsbox.userns import running_in_user_namespace
+
+        return running_in_user_namespace()
 
 
 def default_root() -> str:
     """/run/nsbox for root; a user's own runtime directory otherwise, as runc
-    picks $XDG_RUNTIME_DIR/runc (else /run/user/UID, what pam_systemd makes)."""
+    picks $XDG_RUNTIME_DIR/runc (else /run/user/UID, what pam_systemd makes).
+    Root of a user namespace (rootless podman runs its runtime so) counts as
+    a user when $XDG_RUNTIME_DIR is set, unless $USER says root (runc's rule)."""
     uid = os.geteuid()
+    xdg = os.environ.get("XDG_RUNTIME_DIR")
     if uid == 0:
-        return "/run/nsbox"
-    runtime_dir = os.environ.get("XDG_RUNTIME_DIR") or f"/run/user/{uid}"
-    return os.path.join(runtime_dir, "nsbox")
+        if not xdg or os.environ.get("USER") == "root":
+            return "/run/nsbox"
+        from nsbox.userns import running_in_user_namespace
+
+        if not running_in_user_namespace():
+            return "/run/nsbox"
+    return os.path.join(xdg or f"/run/user/{uid}", "nsbox")
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -358,7 +358,9 @@ def _stage1(spec: Spec, chan: Channel, fifo_fd: int, join: list[tuple[int, str]]
         chan.recv("placed")  # in the container's cgroups: init will be born inside them
     if new & CLONE_NEWCGROUP:
         _ns.unshare(CLONE_NEWCGROUP)
-    in_userns = bool(new & CLONE_NEWUSER) or any(flag == CLONE_NEWUSER for flag, _ in join)
+    # rootless: in a user namespace (the container's, or the one the runtime
+    # already runs in), where no device node can be made, only bind-mounted
+    in_userns = bool(new & CLONE_NEWUSER) or any(flag == CLONE_NEWUSER for flag, _ in join) or opts.rootless
     init = _proc.fork()
     if init == 0:
         _proc.set_name("nsbox:[init]")  # what ps shows for a parked container
