@@ -183,9 +183,12 @@ class Container:
     def status(self) -> str:
         if not self.alive():
             return STOPPED
-        cgroup = self.cgroup()
-        if cgroup is not None and cgroup.frozen():
-            return PAUSED
+        cgroup = self.record.get("cgroup")
+        if isinstance(cgroup, dict):
+            from nsbox.cgroups.freezer import frozen_from_record
+
+            if frozen_from_record(cgroup):
+                return PAUSED
         if os.path.exists(self.dir.fifo):
             return CREATED
         return RUNNING
