@@ -72,3 +72,18 @@ def test_the_child_ends_on_its_own(linger, monkeypatch):
     if child is not None:
         _, status = os.waitpid(child, 0)
         assert os.WIFEXITED(status) and os.WEXITSTATUS(status) == 0
+
+
+@requires_root
+def test_the_child_holds_none_of_our_fds():
+    r, w = os.pipe()
+    child = warmup.start()
+    assert child is not None
+    try:
+        time.sleep(0.02)
+        os.close(w)
+        assert os.read(r, 1) == b""  # EOF at once: the child, still alive, has no copy of w
+        assert os.waitpid(child, os.WNOHANG) == (0, 0)
+    finally:
+        os.close(r)
+        os.waitpid(child, 0)

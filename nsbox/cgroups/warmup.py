@@ -54,6 +54,10 @@ def _keep_warm(path: str, parent: int) -> None:
         fd = os.open(path, os.O_WRONLY | os.O_CLOEXEC)
     except OSError:
         return  # not ours to write (rootless): nothing to warm up then
+    # hold none of the verb's fds (its stdout pipe, a client's fds): whoever
+    # waits for their end must not wait for us
+    os.closerange(0, fd)
+    os.closerange(fd + 1, 1 << 20)
     try:
         while os.getppid() == parent and time.monotonic() < deadline:
             os.write(fd, b"0")  # "0": the writer itself, into the cgroup it is in
