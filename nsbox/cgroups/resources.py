@@ -19,6 +19,11 @@ What a field *means* is decided here once, for v1 and v2 alike:
 from __future__ import annotations
 
 from nsbox.cgroups.errors import CgroupError
+from nsbox.jsonread import JsonObject
+
+TYPE_CHECKING = False
+if TYPE_CHECKING:
+    from typing import NoReturn
 
 ROOT = "linux.resources"
 
@@ -28,62 +33,22 @@ UINT32 = (0, (1 << 32) - 1)
 UINT16 = (0, (1 << 16) - 1)
 
 
-class _Obj:
-    """A JSON object being read, with its JSON path for errors."""
+class _Obj(JsonObject):
+    """A linux.resources object being read; problems are CgroupErrors."""
 
-    __slots__ = ("data", "path")
+    __slots__ = ()
 
-    def __init__(self, data: object, path: str) -> None:
-        if not isinstance(data, dict):
-            raise CgroupError("must be an object", json_path=path)
-        self.data = data
-        self.path = path
-
-    def at(self, key: str) -> str:
-        return f"{self.path}.{key}"
+    @staticmethod
+    def fail(path: str, problem: str) -> NoReturn:
+        raise CgroupError(problem, json_path=path)
 
     def num(self, key: str, bounds: tuple[int, int] = INT64) -> int | None:
-        value = self.data.get(key)
-        if value is None:
-            return None
-        if isinstance(value, bool) or not isinstance(value, int):
-            raise CgroupError("must be an integer", json_path=self.at(key))
-        if not bounds[0] <= value <= bounds[1]:
-            raise CgroupError(f"{value} is out of range ({bounds[0]}..{bounds[1]})", json_path=self.at(key))
-        return value
+        return self.int(key, minimum=bounds[0], maximum=bounds[1])
 
     def unset0(self, key: str, bounds: tuple[int, int] = INT64) -> int | None:
         """A number for which 0 means "not given" (see the module's notes)."""
         value = self.num(key, bounds)
         return None if value == 0 else value
-
-    def str(self, key: str) -> str | None:
-        value = self.data.get(key)
-        if value is None:
-            return None
-        if not isinstance(value, str):
-            raise CgroupError("must be a string", json_path=self.at(key))
-        return value
-
-    def bool(self, key: str) -> bool | None:
-        value = self.data.get(key)
-        if value is None:
-            return None
-        if not isinstance(value, bool):
-            raise CgroupError("must be true or false", json_path=self.at(key))
-        return value
-
-    def obj(self, key: str) -> _Obj | None:
-        value = self.data.get(key)
-        return None if value is None else _Obj(value, self.at(key))
-
-    def objs(self, key: str) -> list[_Obj]:
-        value = self.data.get(key)
-        if value is None:
-            return []
-        if not isinstance(value, list):
-            raise CgroupError("must be an array", json_path=self.at(key))
-        return [_Obj(item, f"{self.at(key)}[{i}]") for i, item in enumerate(value)]
 
 
 class Memory:
@@ -101,8 +66,8 @@ class Memory:
         if swappiness is not None and swappiness != -1 and not 0 <= swappiness <= 100:
             raise CgroupError(f"{swappiness} is out of range (0..100)", json_path=o.at("swappiness"))
         self.swappiness = None if swappiness == -1 else swappiness
-        self.disable_oom_killer = o.bool("disableOOMKiller")
-        self.use_hierarchy = o.bool("useHierarchy")
+        self.disable_oom_killer = o.bool("disableOOMKiller", None)
+        self.use_hierarchy = o.bool("useHierarchy", None)
         self.check_before_update = bool(o.bool("checkBeforeUpdate"))
         for key in ("limit", "reservation", "swap", "kernelTCP"):
             value = o.data.get(key)
@@ -266,7 +231,7 @@ class DeviceRule:
 
     def __init__(self, o: _Obj) -> None:
         self.path = o.path
-        allow = o.bool("allow")
+        allow = o.bool("allow", None)
         if allow is None:
             raise CgroupError("is required", json_path=o.at("allow"))
         self.allow = allow

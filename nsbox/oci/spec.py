@@ -14,6 +14,11 @@ from __future__ import annotations
 import os
 
 from nsbox.errors import NsboxError
+from nsbox.jsonread import JsonObject
+
+TYPE_CHECKING = False
+if TYPE_CHECKING:
+    from typing import NoReturn
 
 #: namespace "type" in config.json -> /proc/PID/ns name
 NAMESPACE_NAMES = {
@@ -33,87 +38,14 @@ class SpecError(NsboxError):
         self.problem = problem
 
 
-class _Obj:
-    """A JSON object being read, with the path that reached it, for errors."""
+class _Obj(JsonObject):
+    """A config.json object being read; problems are SpecErrors."""
 
-    __slots__ = ("data", "path")
+    __slots__ = ()
 
-    def __init__(self, data: object, path: str) -> None:
-        if not isinstance(data, dict):
-            raise SpecError(path, "must be an object")
-        self.data = data
-        self.path = path
-
-    def at(self, key: str) -> str:
-        return f"{self.path}.{key}" if self.path else key
-
-    def has(self, key: str) -> bool:
-        return self.data.get(key) is not None
-
-    def str(self, key: str, default: str | None = None, required: bool = False) -> str | None:
-        value = self.data.get(key)
-        if value is None:
-            if required:
-                raise SpecError(self.at(key), "is required")
-            return default
-        if not isinstance(value, str):
-            raise SpecError(self.at(key), "must be a string")
-        return value
-
-    def int(self, key: str, default: int | None = None, required: bool = False,
-            minimum: int | None = None, maximum: int | None = None) -> int | None:
-        value = self.data.get(key)
-        if value is None:
-            if required:
-                raise SpecError(self.at(key), "is required")
-            return default
-        if isinstance(value, bool) or not isinstance(value, int):
-            raise SpecError(self.at(key), "must be an integer")
-        if minimum is not None and value < minimum or maximum is not None and value > maximum:
-            raise SpecError(self.at(key), f"{value} is out of range")
-        return value
-
-    def bool(self, key: str, default: bool = False) -> bool:
-        value = self.data.get(key)
-        if value is None:
-            return default
-        if not isinstance(value, bool):
-            raise SpecError(self.at(key), "must be true or false")
-        return value
-
-    def strs(self, key: str) -> list[str]:
-        value = self.data.get(key)
-        if value is None:
-            return []
-        if not isinstance(value, list):
-            raise SpecError(self.at(key), "must be an array of strings")
-        for i, item in enumerate(value):
-            if not isinstance(item, str):
-                raise SpecError(f"{self.at(key)}[{i}]", "must be a string")
-        return list(value)
-
-    def objs(self, key: str) -> list[_Obj]:
-        value = self.data.get(key)
-        if value is None:
-            return []
-        if not isinstance(value, list):
-            raise SpecError(self.at(key), "must be an array")
-        return [_Obj(item, f"{self.at(key)}[{i}]") for i, item in enumerate(value)]
-
-    def obj(self, key: str) -> _Obj | None:
-        value = self.data.get(key)
-        return None if value is None else _Obj(value, self.at(key))
-
-    def str_map(self, key: str) -> dict[str, str]:
-        value = self.data.get(key)
-        if value is None:
-            return {}
-        if not isinstance(value, dict):
-            raise SpecError(self.at(key), "must be an object of strings")
-        for k, v in value.items():
-            if not isinstance(v, str):
-                raise SpecError(f"{self.at(key)}.{k}", "must be a string")
-        return dict(value)
+    @staticmethod
+    def fail(path: str, problem: str) -> NoReturn:
+        raise SpecError(path, problem)
 
 
 class User:
