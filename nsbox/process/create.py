@@ -217,6 +217,8 @@ def launch(spec: Spec, fifo: str, state_for_hooks: Callable[[int], bytes],
         console = connect_console_socket(opts.console_socket)
     opts.unprivileged = os.geteuid() != 0
     waiting = early if early is not None and console is None else None
+    if early is not None and waiting is None:
+        early[0].close()  # a terminal: stage 1 must inherit the console socket, so fork it now
     if waiting is not None:
         waiting[0].taken = True
         runtime, stage1 = waiting[0].runtime, waiting[0].pid
