@@ -66,11 +66,11 @@ cleanup() {
             ${rt[$k]} --root "${root[$k]}" delete --force "$id" >/dev/null 2>&1
         done
     done
-    # cgroups runc and crun made (/sys/fs/cgroup/<controller>/<id>, or under
+    # cgroups the runtimes made (/sys/fs/cgroup/<controller>/<id>, nsbox-<id> for nsbox, or under
     # our own nested cgroup); the private tmpfs at unified goes by itself
-    find /sys/fs/cgroup -path /sys/fs/cgroup/unified -prune -o -depth -type d -name "$prefix-*" \
+    find /sys/fs/cgroup -path /sys/fs/cgroup/unified -prune -o -depth -type d \( -name "$prefix-*" -o -name "nsbox-$prefix-*" \) \
         -exec rmdir {} + 2>/dev/null
-    left=$(find /sys/fs/cgroup -path /sys/fs/cgroup/unified -prune -o -name "$prefix-*" -print 2>/dev/null)
+    left=$(find /sys/fs/cgroup -path /sys/fs/cgroup/unified -prune -o \( -name "$prefix-*" -o -name "nsbox-$prefix-*" \) -print 2>/dev/null)
     [ -z "$left" ] || echo "runtime.sh: warning: cgroups left behind: $left" >&2
     awk -v t="$tmp" 'index($5, t) == 1 { print $5 }' /proc/self/mountinfo | sort -r | xargs -r umount -l
     rm -rf --one-file-system "$tmp"

@@ -234,13 +234,13 @@ def _nothing_left_after_the_suite():
 @pytest.fixture(scope="session", autouse=True)
 def _remove_cgroup_parents_we_caused():
     """Containers' cgroups are removed by delete; their shared parents stay
-    (as with runc).  At the end of the run, remove the ones this run caused
-    when they are empty: /nsbox (the default parent) and /nsbox-rt-<pid>."""
+    (as with runc).  At the end of the run, remove the one this run's
+    runtime tests share when it is empty: /nsbox-rt-<pid>."""
     yield
     root = "/sys/fs/cgroup"
     if not os.path.isdir(root) or os.geteuid() != 0:
         return
-    names = {"nsbox", f"nsbox-rt-{os.getpid()}"}
+    names = {f"nsbox-rt-{os.getpid()}"}
     for top, dirs, _ in os.walk(root, topdown=False):
         for d in dirs:
             path = os.path.join(top, d)

@@ -296,9 +296,9 @@ def test_hybrid_v2_tree_never_takes_a_v1_controller(tmp_path):
 def test_default_path_is_nsbox_id_below_each_root(tmp_path, layout):
     host = layout(tmp_path)
     cg = host.cgroup(None, "web")
-    assert cg.path == "/nsbox/web"
+    assert cg.path == "/nsbox-web"  # one level, as runc's /<id>: no shared parent to make and remove
     for h in cg.hierarchies:
-        assert h.dir == h.mountpoint + "/nsbox/web"
+        assert h.dir == h.mountpoint + "/nsbox-web"
 
 
 def test_absolute_path_is_below_each_hierarchy_root_even_when_nested(tmp_path):
@@ -342,7 +342,7 @@ def test_co_mounted_controllers_match_in_any_order(tmp_path):
 
 
 @pytest.mark.parametrize("given, cleaned", [
-    (None, "/nsbox/c1"), ("", "/nsbox/c1"), ("/a/b", "/a/b"), ("/a/../../b", "/b"), ("//a//b/", "/a/b"),
+    (None, "/nsbox-c1"), ("", "/nsbox-c1"), ("/a/b", "/a/b"), ("/a/../../b", "/b"), ("//a//b/", "/a/b"),
     ("a/b", "a/b"), ("../../a", "a"), ("./a/./b", "a/b"),
 ])
 def test_paths_are_cleaned_lexically(given, cleaned):
@@ -424,16 +424,16 @@ def test_create_hybrid_enables_only_what_the_v2_tree_serves(tmp_path, kernel):
 
 def test_create_leaves_nothing_when_it_fails_part_way(tmp_path, kernel):
     host = kernel(hybrid_host, tmp_path)
-    os.makedirs(host.path("memory", "nsbox"))  # shared parent: must survive
+    os.makedirs(host.path("memory", "shared"))  # a parent that was there: must survive
     # the pids hierarchy cannot take it (a file where the parent should be)
-    with open(host.path("pids", "nsbox"), "w") as f:
+    with open(host.path("pids", "shared"), "w") as f:
         f.write("")
-    cg = host.cgroup()
-    with pytest.raises(CgroupError, match=r"^linux.cgroupsPath: pids: cannot create .*pids/nsbox/c1: Not a directory"):
+    cg = host.cgroup("/shared/c1")
+    with pytest.raises(CgroupError, match=r"^linux.cgroupsPath: pids: cannot create .*pids/shared/c1: Not a directory"):
         cg.create()
     assert not any(os.path.exists(h.dir) for h in cg.hierarchies)
-    assert not os.path.exists(host.path("cpu", "nsbox"))  # made by create, removed again
-    assert os.path.isdir(host.path("memory", "nsbox"))
+    assert not os.path.exists(host.path("cpu", "shared"))  # made by create, removed again
+    assert os.path.isdir(host.path("memory", "shared"))
 
 
 def test_add_writes_the_pid_into_every_hierarchy(tmp_path, kernel):
@@ -482,17 +482,18 @@ def test_destroy_removes_sub_cgroups_deepest_first_and_is_idempotent(tmp_path, k
     cg.destroy()
     assert not cg.exists()
     assert [d for d in order if d.startswith(memory)] == [f"{memory}/a/b", f"{memory}/a", memory]
-    # nsbox's own default parent goes with its last container
-    assert not os.path.isdir(host.path("memory", "nsbox"))
 
 
-def test_default_parent_stays_while_other_containers_use_it(tmp_path, kernel):
+def test_a_shared_parent_stays(tmp_path, kernel):
+    # a client's parent (podman's /libpod_parent) is the client's, as with runc
     host = kernel(v1_host, tmp_path)
-    cg = made(host, {})
-    host.mkdir(host.path("memory", "nsbox", "another-container"))
+    cg = host.cgroup("/shared/c1")
+    cg.create()
+    host.mkdir(host.path("memory", "shared", "another-container"))
     cg.destroy()
     assert not cg.exists()
-    assert os.path.isdir(host.path("memory", "nsbox", "another-container"))
+    assert os.path.isdir(host.path("memory", "shared", "another-container"))
+    assert os.path.isdir(host.path("pids", "shared"))
 
 
 def test_destroy_retries_ebusy_then_names_the_cgroup(tmp_path, monkeypatch):
@@ -520,7 +521,7 @@ def test_destroy_retries_ebusy_then_names_the_cgroup(tmp_path, monkeypatch):
         raise OSError(errno.EBUSY, "Device or resource busy", d)
 
     monkeypatch.setattr(tree, "_rmdir", always_busy)
-    with pytest.raises(CgroupError, match=r"cannot remove .*nsbox/c1 \(and 9 more\): Device or resource busy"):
+    with pytest.raises(CgroupError, match=r"cannot remove .*nsbox-c1 \(and 9 more\): Device or resource busy"):
         tree.destroy(cg.hierarchies, timeout=0.05)
 
 
@@ -1139,11 +1140,11 @@ def test_cpuset_refusal_names_what_the_parent_allows(tmp_path, kernel, monkeypat
     real = files.write_file
 
     def refuse(path, value):
-        if path.endswith("/c1/cpuset.cpus"):
+        if path.endswith("/nsbox-c1/cpuset.cpus"):
             raise OSError(errno.EINVAL, "Invalid argument", path)
         real(path, value)
 
-    with open(host.path("cpuset", "nsbox", "cpuset.effective_cpus"), "w") as f:
+    with open(host.path("cpuset", "cpuset.effective_cpus"), "w") as f:  # the parent: the root here
         f.write("0-3\n")
     monkeypatch.setattr(files, "write_file", refuse)
     with pytest.raises(CgroupError, match=r"^linux.resources.cpu.cpus: cpuset: cannot write cpuset.cpus = 7: Invalid "

@@ -52,7 +52,7 @@ def test_default_cgroup_path_and_removal(rt):  # noqa: F811
     with open(f"/proc/{pid}/cgroup") as f:
         lines = f.read().splitlines()
     memory = next(line for line in lines if ":memory:" in line)
-    assert memory.endswith(f"/nsbox/{cid}")
+    assert memory.endswith(f"/nsbox-{cid}")
     assert cgroup_dirs(cid)
     rt("delete", "--force", cid, check=True)
     assert cgroup_dirs(cid) == []

@@ -25,7 +25,7 @@ import time
 
 from nsbox.cgroups.errors import CgroupError, strerror
 from nsbox.cgroups.files import Files, write_file
-from nsbox.cgroups.layout import DEFAULT_PARENT, V1, V2, Hierarchy
+from nsbox.cgroups.layout import V1, V2, Hierarchy
 
 
 def levels(h: Hierarchy) -> list[str]:
@@ -44,14 +44,7 @@ def create(hierarchies: list[Hierarchy], journal: list[tuple[str, str]]) -> None
     made: list[str] = []
     try:
         for h in hierarchies:
-            try:
-                _create_one(h, journal, made)
-            except CgroupError as e:
-                if e.errno != errno.ENOENT:
-                    raise
-                # a delete removed the shared default parent between our
-                # mkdirs (_remove_default_parent): make the path again
-                _create_one(h, journal, made)
+            _create_one(h, journal, made)
     except BaseException:
         for d in reversed(made):
             try:
@@ -157,7 +150,6 @@ def destroy(hierarchies: list[Hierarchy], timeout: float = 2.0) -> None:
             failure = _rmdir_retrying(d, deadline)
             if failure is not None:
                 failures.append((h, d, failure))
-        _remove_default_parent(h)
     if failures:
         h, d, e = failures[0]
         left = procs(d) if os.path.isdir(d) else []
@@ -165,19 +157,6 @@ def destroy(hierarchies: list[Hierarchy], timeout: float = 2.0) -> None:
         more = f" (and {len(failures) - 1} more)" if len(failures) > 1 else ""
         raise CgroupError(f"cannot remove {d}{more}: {strerror(e)}", hint, controller=h.label, path=d,
                           errno=e.errno)
-
-
-def _remove_default_parent(h: Hierarchy) -> None:
-    """Remove nsbox's own default parent (``/nsbox``) once its last container
-    is gone.  Parents a client chose (``/libpod_parent``...) are the client's
-    and stay, as with runc.  A create racing with this rmdir retries its
-    mkdir (see create), so removing it is safe."""
-    parent = os.path.dirname(h.dir)
-    if os.path.basename(parent) == DEFAULT_PARENT and os.path.dirname(parent) == h.mountpoint.rstrip("/"):
-        try:
-            _rmdir(parent)
-        except OSError:
-            pass  # other containers are still in it
 
 
 def _rmdir_retrying(d: str, deadline: float) -> OSError | None:
