@@ -471,8 +471,8 @@ def test_destroy_removes_sub_cgroups_deepest_first_and_is_idempotent(tmp_path, k
     fake_rmdir = tree._rmdir
 
     def rmdir(d):
-        order.append(d)
-        fake_rmdir(d)  # EBUSY if a sub-cgroup were still there
+        fake_rmdir(d)  # EBUSY if a sub-cgroup is still there
+        order.append(d)  # what went, in order
 
     monkeypatch.setattr(tree, "_rmdir", rmdir)
     memory = cg.paths()["memory"]

@@ -146,6 +146,13 @@ def destroy(hierarchies: list[Hierarchy], timeout: float = 2.0) -> None:
     deadline = time.monotonic() + timeout
     failures: list[tuple[Hierarchy, str, OSError]] = []
     for h in hierarchies:
+        try:
+            _rmdir(h.dir)  # the common case: no sub-cgroups, so no walk
+            continue
+        except FileNotFoundError:
+            continue
+        except OSError:
+            pass  # sub-cgroups (EBUSY), or still emptying: the walk and its retries
         for d in walk(h.dir):
             failure = _rmdir_retrying(d, deadline)
             if failure is not None:
