@@ -402,6 +402,18 @@ def test_hooks_get_the_state_on_stdin(rt, tmp_path):
     assert states[0]["pid"] > 0 and states[3]["status"] == "stopped"
 
 
+def test_a_lone_start_container_hook_gets_the_state(rt, tmp_path):
+    # the state reaches init in the prestart handshake, which only hooks need
+    hooks = {"startContainer": [{"path": "/bin/sh", "args": ["sh", "-c", "cat > /tmp/state.json"]}]}
+    rt.create("lone", ["cat", "/tmp/state.json"], hooks=hooks, mounts=[
+        *read_config(rt.bundle(["true"]))["mounts"],
+        {"destination": "/tmp", "type": "bind", "source": str(tmp_path), "options": ["rbind", "rw"]}])
+    rt("start", "lone", check=True)
+    rt.wait_status("lone", "stopped")
+    state = json.loads((tmp_path / "state.json").read_text())
+    assert state["id"] == "lone" and state["pid"] > 0 and state["bundle"]
+
+
 def test_failing_hook_fails_create_and_leaves_nothing(rt):
     hooks = {"prestart": [{"path": "/bin/false"}]}
     b = rt.bundle(["true"], hooks=hooks)

@@ -22,8 +22,8 @@
     (2) <--------------- "pid N" --                                    born in the cgroups
     reap stage 1                     exit                              rootfs: mounts, devices
                                                                        |
-    (3) <----------------------------------------------- "prestart" --+
-    prestart, createRuntime hooks                                      |
+    (3) <----------------------------------------------- "prestart" --+  (only with
+    prestart, createRuntime hooks                                      |   hooks to run)
         ---------------------------------------- "prestart-done S" -->  createContainer hooks
                                                                        pivot_root, sysctl, masked
                                                                        and readonly paths, hostname,
@@ -68,7 +68,7 @@ from nsbox._sys.consts import CLONE_NEWCGROUP, CLONE_NEWUSER, NAMESPACE_TYPES, P
 from nsbox.errors import NsboxError
 from nsbox.oci.spec import SpecError
 from nsbox.process.channel import Channel
-from nsbox.process.init import container_init, preload, run_phase  # before fork: stage 1 inherits them
+from nsbox.process.init import container_init, needs_prestart_sync, preload, run_phase  # stage 1 inherits them
 
 TYPE_CHECKING = False
 if TYPE_CHECKING:
@@ -259,8 +259,10 @@ def launch(spec: Spec, fifo: str, state_for_hooks: Callable[[int], bytes],
         if apply_limits is not None:
             apply_limits()
         # (1) and (2); stage 1 says "pid" after its fork, and init may reach
-        # "prestart" before that message is written: take them in any order
-        seen_prestart = False
+        # "prestart" before that message is written: take them in any order.
+        # Without hooks to run there init does not stop (3).
+        synced = needs_prestart_sync(spec)
+        seen_prestart = not synced
         while not (init_pid and seen_prestart):
             tag, payload = runtime.recv_tagged("maps", "pid", "prestart")
             if tag == "maps":
@@ -272,16 +274,19 @@ def launch(spec: Spec, fifo: str, state_for_hooks: Callable[[int], bytes],
                 stage1_reaped = True
             else:
                 seen_prestart = True
-        state = state_for_hooks(init_pid)
-        run_phase(spec, "prestart", state)
-        run_phase(spec, "createRuntime", state)
-        runtime.send("prestart-done", state)
+        state = state_for_hooks(init_pid) if synced else None
+        if state is not None:
+            run_phase(spec, "prestart", state)
+            run_phase(spec, "createRuntime", state)
+            runtime.send("prestart-done", state)
         while True:
             tag, payload = runtime.recv_tagged("seccomp", "ready")
             if tag == "ready":
                 break
             from nsbox.security.seccomp import serve_listener
 
+            if state is None:
+                state = state_for_hooks(init_pid)
             serve_listener(runtime, opts.seccomp, init_pid, int(payload), state)
         return init_pid
     except BaseException:

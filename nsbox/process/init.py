@@ -77,7 +77,8 @@ def container_init(spec: Spec, chan: Channel, fifo_fd: int, opts: LaunchOptions,
         hook_state.append(chan.recv("prestart-done"))
         run_phase(spec, "createContainer", hook_state[0])
 
-    rootfs.setup_rootfs(spec, in_user_namespace=in_userns, no_pivot=opts.no_pivot, before_pivot=before_pivot)
+    rootfs.setup_rootfs(spec, in_user_namespace=in_userns, no_pivot=opts.no_pivot,
+                        before_pivot=before_pivot if needs_prestart_sync(spec) else None)
     apply_sysctl(spec.linux.sysctl, spec)
     rootfs.finish_rootfs(spec)
     if console is not None:
@@ -164,6 +165,17 @@ def install_seccomp(program: Program, chan: Channel) -> None:
         chan.send("seccomp", str(listener).encode())
         chan.recv("seccomp-done")
         os.close(listener)
+
+
+#: the hooks that need the "prestart" handshake: they run before pivot_root
+#: in order with the runtime's, or read the state it sends
+SYNCED_HOOKS = ("prestart", "createRuntime", "createContainer", "startContainer")
+
+
+def needs_prestart_sync(spec: Spec) -> bool:
+    """Whether init stops before pivot_root for the runtime's hooks (and the
+    state they all read); without such hooks it goes straight on."""
+    return any(spec.hooks[phase] for phase in SYNCED_HOOKS)
 
 
 def run_phase(spec: Spec, phase: str, state: bytes) -> None:
