@@ -189,10 +189,15 @@ def _hand_over(early: EarlyStage1, config: bytes, spec: Spec, fifo: str, opts: L
               "no_pivot": opts.no_pivot, "no_new_keyring": opts.no_new_keyring,
               "preserve_fds": opts.preserve_fds, "rootless": opts.rootless, "keyring_name": opts.keyring_name,
               "seccomp": opts.seccomp.to_record() if opts.seccomp is not None else None}
-    early.runtime.send("launch", jsonio.dumps(header).encode())
-    early.runtime.send("config", config)
-    if opts.seccomp is not None:
-        early.runtime.send("bpf", opts.seccomp.bpf)
+    try:
+        early.runtime.send("launch", jsonio.dumps(header).encode())
+        early.runtime.send("config", config)
+        if opts.seccomp is not None:
+            early.runtime.send("bpf", opts.seccomp.bpf)
+    except BrokenPipeError:
+        # it died before the launch (it says why on the channel: raise that)
+        early.runtime.recv_tagged("error")
+        raise
 
 
 def launch(spec: Spec, fifo: str, state_for_hooks: Callable[[int], bytes],
