@@ -200,6 +200,20 @@ def _stage1_processes() -> list[int]:
     return found
 
 
+def test_an_early_stage1_that_dies_is_reported_by_its_own_error(rt):
+    import sys
+
+    b = rt.bundle(["true"])
+    code = ("import sys\nimport nsbox.process.create as create\n"
+            "def broken(chan):\n    raise RuntimeError('stage 1 could not start')\n"
+            "create._early_stage1 = broken\n"
+            "from nsbox.cli.main import main\n"
+            f"sys.exit(main(['--root', {rt.root!r}, 'run', '--bundle', {b!r}, 'dead']))\n")
+    r = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=30)
+    assert r.returncode == 1 and r.stderr == "nsbox: run: RuntimeError: stage 1 could not start\n", r.stderr
+    assert not os.path.exists(os.path.join(rt.root, "dead"))
+
+
 def test_a_create_that_fails_before_launch_stops_its_early_stage1(rt):
     # create and run fork stage 1 as they start; a verb that fails before it
     # launches (here: a config that is not JSON) must not leave it behind
