@@ -116,7 +116,7 @@ class Container:
 
             def apply_limits() -> None:
                 if cgroup is not None:
-                    cgroup.apply(spec.linux.resources)
+                    cgroup.apply(spec.linux.resources, devices=not opts.rootless)
 
             try:
                 pid = launch(spec, d.fifo, hook_state, opts, cgroup, apply_limits,

@@ -67,7 +67,12 @@ class User:
         self.rootfs = make_rootfs(os.path.join(top, "rootfs"))
         _chown_tree(self.rootfs, UID)
         self.count = 0
+        self.etc = etc
         self.script = self._prelude(etc)
+
+    def before_dropping_root(self, lines: list[str]) -> None:
+        """Run *lines* (sh) as root in the user's mount namespace before each command."""
+        self.script = self._prelude(self.etc).replace("exec setpriv", "\n".join(lines) + "\nexec setpriv")
 
     def _prelude(self, etc: str) -> str:
         lines = ["set -e", "mount --make-rprivate /"]
@@ -413,3 +418,53 @@ def test_rootless_podman_runs_containers_with_nsbox(rootless_podman):
         assert "--root" not in f.read()
     assert os.path.isdir(p.user.root)
     assert [name for name in os.listdir(p.user.root) if not name.startswith(".")] == []
+
+
+def _cgroup2_mountpoint() -> str | None:
+    with open("/proc/self/mountinfo") as f:
+        for line in f:
+            if " - cgroup2 " in line:
+                return line.split()[4]
+    return None
+
+
+def test_a_delegated_cgroup_v2_subtree(user):
+    """With a cgroup v2 subtree of its own (as systemd delegates one to a
+    user), a rootless container gets its cgroup: ps, pause and resume work
+    through it.  The user's commands see only cgroup v2 at /sys/fs/cgroup,
+    as on a pure v2 host, and start inside the delegated cgroup."""
+    v2 = _cgroup2_mountpoint()
+    if v2 is None:
+        pytest.skip("no cgroup2 mounted")
+    name = f"nsbox-rl-deleg-{os.getpid()}"
+    delegated = os.path.join(v2, name)
+    os.mkdir(delegated)
+    try:
+        for path in (delegated, *(os.path.join(delegated, f) for f in
+                                  ("cgroup.procs", "cgroup.subtree_control", "cgroup.threads"))):
+            os.chown(path, UID, UID)
+        view = [] if v2 == "/sys/fs/cgroup" else [
+            "grep ' - cgroup ' /proc/self/mountinfo | cut -d' ' -f5 | xargs -r -n1 umount",
+            f"umount {shlex.quote(v2)}", "umount /sys/fs/cgroup", "mount -t cgroup2 none /sys/fs/cgroup"]
+        user.before_dropping_root([*view, f"echo $$ > /sys/fs/cgroup/{name}/cgroup.procs"])
+        b = user.bundle(["sleep", "60"], cgroupsPath="ctr")  # relative: below our own cgroup
+        done = user("run", "--detach", "--bundle", b, "c1")
+        assert done.returncode == 0, done.stderr
+        pid = int(user.state("c1")["pid"])
+        with open(f"/proc/{pid}/cgroup") as f:
+            assert f"0::/{name}/ctr\n" in f.read()
+        done = user("ps", "--format", "json", "c1")
+        assert json.loads(done.stdout) == [pid], done.stderr
+        assert user("pause", "c1").returncode == 0
+        assert user.state("c1")["status"] == "paused"
+        assert user("resume", "c1").returncode == 0
+        assert user.state("c1")["status"] == "running"
+        assert user("delete", "--force", "c1").returncode == 0
+        assert not os.path.exists(os.path.join(delegated, "ctr"))
+        _assert_nothing_left(user)
+    finally:
+        user.cleanup()
+        for top, dirs, _ in os.walk(delegated, topdown=False):
+            for d in dirs:
+                os.rmdir(os.path.join(top, d))
+        os.rmdir(delegated)

@@ -158,17 +158,19 @@ class Cgroup:
 
     # -- limits ----------------------------------------------------------------
 
-    def apply(self, resources: dict | None) -> None:  # type: ignore[type-arg]
+    def apply(self, resources: dict | None, devices: bool = True) -> None:  # type: ignore[type-arg]
         """Apply ``linux.resources``; refuses (naming the field) what this host
         cannot do before writing anything.
 
-        The device rules are always enforced, as runc does: the spec's, then
-        runc's defaults (devices.py)."""
+        The device rules are enforced, as runc does: the spec's, then runc's
+        defaults (devices.py) -- unless *devices* is False (rootless, as runc:
+        such a container can make no device node and sees only the ones
+        bind-mounted for it, and a v2 device program needs CAP_SYS_ADMIN)."""
         from nsbox.cgroups.devices import runc_rules
         from nsbox.cgroups.resources import Resources
 
         r = Resources(resources)
-        self._run(self._plan(r, False, runc_rules(r.devices)))
+        self._run(self._plan(r, False, runc_rules(r.devices) if devices else None))
 
     def update(self, resources: dict | None) -> None:  # type: ignore[type-arg]
         """``nsbox update``: only the fields given change.  Differences from
