@@ -338,7 +338,7 @@ def _stage1(spec: Spec, chan: Channel, fifo_fd: int, join: list[tuple[int, str]]
     _proc.prctl(PR_SET_DUMPABLE, 0)
     placed = False
     if join:
-        from nsbox.namespaces import join as join_namespaces
+        from nsbox.nsfiles import join as join_namespaces
 
         try:
             join_namespaces(join)

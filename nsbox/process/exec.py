@@ -27,7 +27,7 @@ from __future__ import annotations
 import os
 
 from nsbox._sys import process as _proc
-from nsbox._sys.consts import NAMESPACE_TYPES, PR_SET_DUMPABLE, PR_SET_NO_NEW_PRIVS
+from nsbox._sys.consts import NAMESPACE_TYPES, PR_SET_CHILD_SUBREAPER, PR_SET_DUMPABLE, PR_SET_NO_NEW_PRIVS
 from nsbox.process.channel import Channel
 
 TYPE_CHECKING = False
@@ -40,10 +40,13 @@ if TYPE_CHECKING:
 
 
 def exec_in(init_pid: int, process: Process, preserve_fds: int = 0, console_socket: str | None = None,
-            cgroup: Cgroup | None = None, seccomp: Program | None = None, state: bytes = b"{}") -> int:
+            cgroup: Cgroup | None = None, seccomp: Program | None = None, state: bytes = b"{}",
+            subreaper: bool = False) -> int:
     """Start *process* in the namespaces (and *cgroup*) of *init_pid*, under
     the container's *seccomp* filter; returns its pid once it has exec'd.
-    *state* is the container's state, for a seccomp listener."""
+    *state* is the container's state, for a seccomp listener; *subreaper*:
+    become a child subreaper, to wait for the process (it is reparented to
+    us when stage 1 exits)."""
     console = None
     if process.terminal:
         from nsbox.oci.spec import SpecError
@@ -68,6 +71,10 @@ def exec_in(init_pid: int, process: Process, preserve_fds: int = 0, console_sock
         console.close()
     pid = 0
     try:
+        if subreaper:
+            # after the fork, not before: prctl loads ctypes (~4 ms), which
+            # stage 1 meanwhile does too; stage 1 cannot exit before "go"
+            _proc.prctl(PR_SET_CHILD_SUBREAPER, 1)
         if cgroup is not None:
             cgroup.add(stage1)  # before it forks: the process is born in the container's cgroups
         runtime.send("go")
@@ -128,10 +135,11 @@ def _namespace_files(pid: int) -> list[tuple[int, str]]:
 
 def _stage1(init_pid: int, files: list[tuple[int, str]], process: Process, chan: Channel,
             preserve_fds: int, console: socket.socket | None, seccomp: Program | None) -> None:
-    from nsbox.namespaces import join
+    from nsbox.nsfiles import join
     from nsbox.process.init import preload
 
-    preload(terminal=console is not None, seccomp=seccomp is not None)  # the host's Python library is out of reach once we join the mount namespace
+    # the host's Python library is out of reach once we join the mount namespace
+    preload(terminal=console is not None, seccomp=seccomp is not None, rootfs=False)
     _proc.prctl(PR_SET_DUMPABLE, 0)  # CVE-2019-5736: nothing inside may reach us until execve
     chan.recv("go")
     join(files, init_pid)

@@ -40,16 +40,19 @@ if TYPE_CHECKING:
     from nsbox.security.seccomp import Program
 
 
-def preload(hooks: bool = False, terminal: bool = False, seccomp: bool = False) -> None:
+def preload(hooks: bool = False, terminal: bool = False, seccomp: bool = False, rootfs: bool = True) -> None:
     """Import now what runs after pivot_root (or after joining the
     container's mount namespace, or becoming another user), when the host's
     Python library may be out of reach: an import there would fail with
-    ModuleNotFoundError.  Only what this launch needs: each import costs."""
+    ModuleNotFoundError.  Only what this launch needs: each import costs
+    (*rootfs*: an exec'd process builds no root, ~3 ms it need not pay)."""
     import nsbox._sys.signals  # noqa: F401
     import nsbox.process.channel  # noqa: F401
     import nsbox.process.trampoline  # noqa: F401
-    import nsbox.rootfs  # noqa: F401
     import nsbox.security.capabilities  # noqa: F401
+
+    if rootfs:
+        import nsbox.rootfs  # noqa: F401
 
     if hooks:
         import nsbox.process.hooks  # noqa: F401  (imports subprocess)

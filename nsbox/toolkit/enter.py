@@ -25,7 +25,7 @@ import os
 from nsbox._sys import process as _proc
 from nsbox._sys.consts import CLONE_NEWPID, CLONE_NEWUSER, NAMESPACE_TYPES, PR_SET_DUMPABLE
 from nsbox.errors import NamespaceError, ProcessNotFound
-from nsbox.namespaces import flags_of_files, join
+from nsbox.nsfiles import flags_of_files, join
 from nsbox.toolkit import launch
 
 
