@@ -3,6 +3,7 @@
 # the same bundle (busybox rootfs, nsbox's default spec, /bin/true):
 #   run:                  RUNTIME run --bundle B ID
 #   create+start+delete:  sh -c 'RUNTIME create ...; RUNTIME start ID; RUNTIME delete --force ID'
+#   exec:                 RUNTIME exec ID /bin/true, into a container each runtime keeps running
 # Prints medians and the ratios nsbox/runc and nsbox/crun.  See
 # bench/README.md for how to read it.
 #
@@ -62,7 +63,7 @@ cleanup() {
     local status=$? k id left
     set +e
     for k in "${!rt[@]}"; do
-        for id in "$prefix-run" "$prefix-life" "$prefix-check"; do
+        for id in "$prefix-run" "$prefix-life" "$prefix-check" "$prefix-exec"; do
             ${rt[$k]} --root "${root[$k]}" delete --force "$id" >/dev/null 2>&1
         done
     done
@@ -96,6 +97,7 @@ tmp = sys.argv[1]
 make_bundle(f"{tmp}/bundle", args=["/bin/true"], ociVersion="1.0.2")
 make_bundle(f"{tmp}/check", rootfs=f"{tmp}/bundle/rootfs", ociVersion="1.0.2",
             args=["/bin/sh", "-c", '[ "$(hostname)" = nsbox ] && [ $$ = 1 ] && exit 7'])
+make_bundle(f"{tmp}/long", rootfs=f"{tmp}/bundle/rootfs", ociVersion="1.0.2", args=["sleep", "3600"])
 EOF
 
 # label \t command, for hyperfine -N (no shell of hyperfine's own).
@@ -109,6 +111,7 @@ for k in nsbox runc crun crun-nocg; do
     # to these three commands.  The failure branch only keeps one failed
     # run from failing every later one (the id would still exist).
     cmd[$k-life]="sh -c '$r create --bundle $B $prefix-life || exit 1; $r start $prefix-life || { $r delete --force $prefix-life; exit 1; }; $r delete --force $prefix-life'"
+    cmd[$k-exec]="$r exec $prefix-exec /bin/true"
 done
 rows=(
     "nsbox run"$'\t'"${cmd[nsbox-run]}"
@@ -121,6 +124,9 @@ rows=(
     "crun c+s+d"$'\t'"${cmd[crun-life]}"
     "crun c+s+d, no cgroups"$'\t'"${cmd[crun-nocg-life]}"
     "sh + 3 x /bin/true"$'\t'"sh -c '/bin/true; /bin/true; /bin/true'"
+    "nsbox exec"$'\t'"${cmd[nsbox-exec]}"
+    "runc exec"$'\t'"${cmd[runc-exec]}"
+    "crun exec"$'\t'"${cmd[crun-exec]}"
 )
 
 # Untimed: each runtime must really run the container (exit 7 from the check
@@ -133,12 +139,17 @@ for k in nsbox runc crun crun-nocg; do
     set -e
     [ "$got" = 7 ] || die "$k does not run the container here (the check exited $got, not 7): ${out##*$'\n'}"
 done
+# the exec rows' containers, running for the whole benchmark (cleanup deletes them)
+for k in nsbox runc crun; do
+    "${pyenv[@]}" ${rt[$k]} --root "${root[$k]}" run --detach --bundle "$tmp/long" "$prefix-exec" \
+        </dev/null >/dev/null 2>&1 || die "$k cannot start the exec rows' container"
+done
 for row in "${rows[@]}"; do
     eval "set -- ${row#*$'\t'}"
     out=$("${pyenv[@]}" "$@" 2>&1) || die "this fails, nothing timed: ${row#*$'\t'} -> ${out##*$'\n'}"
 done
 for k in nsbox runc crun crun-nocg; do
-    left=$(${rt[$k]} --root "${root[$k]}" list -q 2>/dev/null || true)
+    left=$(${rt[$k]} --root "${root[$k]}" list -q 2>/dev/null | grep -vx "$prefix-exec" || true)
     [ -z "$left" ] || die "$k left containers behind after one run: $left"
 done
 
@@ -213,6 +224,9 @@ section("create + start + delete --force  (three commands from one sh -c)",
         ["nsbox c+s+d", "runc c+s+d", "crun c+s+d", "crun c+s+d, no cgroups", "sh + 3 x /bin/true"],
         "nsbox c+s+d", "runc c+s+d", "crun c+s+d", "sh + 3 x /bin/true",
         "the wrapper (sh + three fork/exec)")
+section("exec ID /bin/true  (into a running container)",
+        ["nsbox exec", "runc exec", "crun exec", "python, os._exit"],
+        "nsbox exec", "runc exec", "crun exec", "python, os._exit", "the interpreter floor (python, os._exit)")
 bad = {n: f for n, f in failed.items() if f}
 if bad:
     print("\nFAILED runs (left out of the times; each one is a bug): "
