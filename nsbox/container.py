@@ -96,7 +96,7 @@ class Container:
             opts.seccomp = compile_profile(spec.linux.seccomp, cache_dir=os.path.join(root, SECCOMP_CACHE))
         cgroup: Cgroup | None = Cgroup.for_container(spec.linux.cgroups_path, container_id)
         d = StateDir.create(root, container_id)
-        made_cgroup = False
+        owned: Cgroup | None = None  # the cgroup to remove if what follows fails
         try:
             # The config as it was at create: the spec says later edits of the
             # bundle's config.json must not affect the container.
@@ -112,15 +112,14 @@ class Container:
             opts.keyring_name = f"_ses.{container_id}"
             if opts.rootless:
                 cgroup = _cgroup_if_permitted(cgroup, spec.linux.resources)
-            made_cgroup = cgroup is not None
+            owned = cgroup
 
             def apply_limits() -> None:
                 if cgroup is not None:
                     cgroup.apply(spec.linux.resources, devices=not opts.rootless)
 
             try:
-                pid = launch(spec, d.fifo, hook_state, opts, cgroup, apply_limits,
-                             (early, raw) if early is not None else None)
+                pid = launch(spec, d.fifo, hook_state, opts, cgroup, apply_limits, early, raw)
             except ExecError as e:
                 # the program is missing: for the runtime that is a failed create (exit 1), as in runc
                 raise NsboxError(str(e)) from None
@@ -142,9 +141,9 @@ class Container:
             if pid_file:
                 write_atomic(os.path.abspath(pid_file), str(pid).encode())
         except BaseException:
-            if made_cgroup and cgroup is not None:
-                _kill_all_in(cgroup)
-                cgroup.destroy()
+            if owned is not None:
+                _kill_all_in(owned)
+                owned.destroy()
             if spec.linux.namespace("mount") is None:
                 from nsbox.rootfs.pivot import unmount_under
 

@@ -21,32 +21,7 @@ import ctypes
 import os
 
 from nsbox._sys.libc import check, libc
-
-from nsbox._sys.seccomp_abi import (  # noqa: F401 - re-exported: the ABI is part of this binding
-    ACT_KILL_PROCESS,
-    ACT_KILL_THREAD,
-    ACT_TRAP,
-    ACT_NOTIFY,
-    ACT_LOG,
-    ACT_ALLOW,
-    act_errno,
-    act_trace,
-    CMP_NE,
-    CMP_LT,
-    CMP_LE,
-    CMP_EQ,
-    CMP_GE,
-    CMP_GT,
-    CMP_MASKED_EQ,
-    ATTR_CTL_NNP,
-    SECCOMP_SET_MODE_FILTER,
-    FILTER_FLAG_TSYNC,
-    FILTER_FLAG_LOG,
-    FILTER_FLAG_SPEC_ALLOW,
-    FILTER_FLAG_NEW_LISTENER,
-    FILTER_FLAG_TSYNC_ESRCH,
-    FILTER_FLAG_WAIT_KILLABLE_RECV,
-)
+from nsbox._sys.seccomp_abi import ATTR_CTL_NNP, SECCOMP_SET_MODE_FILTER
 
 _SYS_SECCOMP = {"x86_64": 317, "aarch64": 277, "ppc64le": 358, "s390x": 348, "riscv64": 277}
 _SYS_PIDFD_GETFD = 438

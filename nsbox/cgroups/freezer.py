@@ -13,9 +13,8 @@ sub-cgroups it made.
 
 from __future__ import annotations
 
-import time
-
 import os
+import time
 
 from nsbox.cgroups.errors import CgroupError
 from nsbox.cgroups.layout import V1, V2

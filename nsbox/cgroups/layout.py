@@ -174,6 +174,12 @@ def _place(mi: MountInfo, own: dict[str, str], key: str, cgroup_path: str) -> st
     """The container's directory in the hierarchy mounted at *mi*."""
     if cgroup_path.startswith("/"):
         return mi.mountpoint.rstrip("/") + cgroup_path
+    return posixpath.join(own_dir(mi, own, key, cgroup_path), cgroup_path)
+
+
+def own_dir(mi: MountInfo, own: dict[str, str], key: str, cgroup_path: str = "") -> str:
+    """Our own cgroup's directory in the hierarchy *key* mounted at *mi*
+    (*own*: parse_proc_cgroup); CgroupError when it is not under that mount."""
     mine = own.get(key)
     if mine is None:
         # /proc/self/cgroup may name co-mounted controllers in another order
@@ -187,7 +193,7 @@ def _place(mi: MountInfo, own: dict[str, str], key: str, cgroup_path: str) -> st
         raise CgroupError(f"cgroupsPath {cgroup_path!r} is relative, but our cgroup {mine} in the "
                           f"{key or 'cgroup2'} hierarchy is outside its mount {mi.mountpoint} (root {mi.root})",
                           json_path="linux.cgroupsPath")
-    return posixpath.join(mi.mountpoint.rstrip("/") + mine[len(root):], cgroup_path)
+    return mi.mountpoint.rstrip("/") + mine[len(root):]
 
 
 def clean_path(cgroups_path: str | None, container_id: str) -> str:

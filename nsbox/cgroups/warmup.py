@@ -76,35 +76,26 @@ def _keep_warm(path: str, parent: int) -> None:
 def own_procs_file(proc: str = "/proc/self") -> str | None:
     """The ``cgroup.procs`` of our own cgroup in the first hierarchy that
     /proc/self/mountinfo shows mounted (cgroup v1 or v2)."""
-    from nsbox.mountinfo import MountInfo
+    from nsbox.cgroups.errors import CgroupError
+    from nsbox.cgroups.layout import own_dir, parse_proc_cgroup, v1_controllers
+    from nsbox.mountinfo import parse_mountinfo
 
     try:
         with open(f"{proc}/cgroup") as f:
-            own = {}
-            for line in f:
-                _, controllers, path = line.rstrip("\n").split(":", 2)
-                own[controllers] = path
+            own = parse_proc_cgroup(f.read())
         with open(f"{proc}/mountinfo") as f:
-            lines = f.readlines()
-    except (OSError, ValueError):
+            mounts = parse_mountinfo(f.read())
+    except OSError:
         return None
-    for line in lines:
-        if " - cgroup" not in line:
-            continue
-        mi = MountInfo(line)
+    for mi in mounts:
         if mi.fstype == "cgroup2":
             key = ""
         elif mi.fstype == "cgroup":
-            key = ",".join(o for o in mi.super_options.split(",") if o in _controller_names(own))
+            key = ",".join(v1_controllers(mi))
         else:
             continue
-        path = own.get(key)
-        if path is None or not (path == mi.root or path.startswith(mi.root.rstrip("/") + "/")):
-            continue
-        inside = path[len(mi.root.rstrip("/")):].rstrip("/")
-        return f"{mi.mountpoint.rstrip('/')}{inside}/cgroup.procs"
+        try:
+            return own_dir(mi, own, key).rstrip("/") + "/cgroup.procs"
+        except CgroupError:
+            continue  # not our hierarchy to reach from here
     return None
-
-
-def _controller_names(own: dict[str, str]) -> set[str]:
-    return {c for key in own for c in key.split(",") if c}

@@ -35,15 +35,12 @@ def run(argv: list[str], ctx) -> int:  # type: ignore[no-untyped-def]
     warmup.start()  # first: it runs while we import and parse
     from nsbox.process.create import EarlyStage1
 
-    early = EarlyStage1()  # next: it imports the container's side meanwhile
-    try:
+    with EarlyStage1() as early:  # next: it imports the container's side meanwhile
         from nsbox.container import Container
 
         o, operands = PARSER.parse(argv)
         container_id = one_id("create", operands)
         container = Container.create(ctx.root, container_id, str(o["bundle"] or "."), launch_options(o, ctx),
                                      pid_file=o["pid_file"], early=early)  # type: ignore[arg-type]
-    finally:
-        early.close()
     show_warnings("create", container.warnings, ctx)
     return 0

@@ -27,11 +27,8 @@ def run(argv: list[str], ctx) -> int:  # type: ignore[no-untyped-def]
     warmup.start()  # first: it runs while we import and parse
     from nsbox.process.create import EarlyStage1
 
-    early = EarlyStage1()  # next: it imports the container's side meanwhile
-    try:
+    with EarlyStage1() as early:  # next: it imports the container's side meanwhile
         return _run(argv, ctx, early)
-    finally:
-        early.close()
 
 
 def _run(argv: list[str], ctx, early) -> int:  # type: ignore[no-untyped-def]

@@ -12,8 +12,13 @@ from __future__ import annotations
 
 import os
 
+from nsbox._sys import process as _proc
 from nsbox.errors import NsboxError
 from nsbox.process import errpipe
+
+TYPE_CHECKING = False
+if TYPE_CHECKING:
+    from collections.abc import Callable
 
 MAX_MESSAGE = 1 << 20
 
@@ -103,6 +108,24 @@ class Channel:
                 os.close(fd)
             except OSError:
                 pass
+
+
+def fork_with_channel(body: Callable[[Channel], None]) -> tuple[Channel, int]:
+    """Fork a child that runs ``body(its end of a new channel)`` and never
+    returns; whatever it raises reaches the parent as an "error" message.
+    Returns the parent's end and the child's pid."""
+    runtime, container = Channel.pair()
+    pid = _proc.fork()
+    if pid == 0:
+        try:
+            runtime.close()
+            body(container)
+        except BaseException as exc:  # noqa: BLE001 - sent to the runtime
+            container.send_error(exc)
+        finally:
+            os._exit(1)
+    container.close()
+    return runtime, pid
 
 
 def close_fds_except(keep: set[int]) -> None:

@@ -67,7 +67,7 @@ from nsbox._sys import process as _proc
 from nsbox._sys.consts import CLONE_NEWCGROUP, CLONE_NEWUSER, NAMESPACE_TYPES, PR_SET_CHILD_SUBREAPER, PR_SET_DUMPABLE
 from nsbox.errors import NsboxError
 from nsbox.oci.spec import SpecError
-from nsbox.process.channel import Channel
+from nsbox.process.channel import Channel, fork_with_channel
 from nsbox.process.init import container_init, needs_prestart_sync, preload, run_phase  # stage 1 inherits them
 
 TYPE_CHECKING = False
@@ -105,9 +105,10 @@ class LaunchOptions:
         self.keyring_name: str | None = None
         #: the compiled linux.seccomp (Container.create compiles it before anything exists)
         self.seccomp: Program | None = None
-        #: the runtime runs without root (launch sets it): what it needs of
-        #: /proc/<stage 1> and /proc/<init> must stay open to it
-        self.unprivileged = False
+        #: the runtime runs without root: what it needs of /proc/<stage 1> and
+        #: /proc/<init> must stay open to it (made in the runtime, or in an early
+        #: stage 1 before it unshares anything: the runtime's own uid either way)
+        self.unprivileged = os.geteuid() != 0
 
 
 def namespace_plan(spec: Spec) -> tuple[list[tuple[int, str]], int]:
@@ -138,17 +139,7 @@ class EarlyStage1:
     __slots__ = ("runtime", "pid", "taken")
 
     def __init__(self) -> None:
-        self.runtime, container = Channel.pair()
-        self.pid = _proc.fork()
-        if self.pid == 0:
-            try:
-                self.runtime.close()
-                _early_stage1(container)
-            except BaseException as exc:  # noqa: BLE001 - sent to the runtime
-                container.send_error(exc)
-            finally:
-                os._exit(1)
-        container.close()
+        self.runtime, self.pid = fork_with_channel(_early_stage1)
         self.taken = False
 
     def close(self) -> None:
@@ -158,6 +149,12 @@ class EarlyStage1:
             self.runtime.close()
             _kill(self.pid)
             os.waitpid(self.pid, 0)
+
+    def __enter__(self) -> EarlyStage1:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
 
 
 def _early_stage1(chan: Channel) -> None:
@@ -172,7 +169,6 @@ def _early_stage1(chan: Channel) -> None:
     opts = LaunchOptions(no_pivot=header["no_pivot"], no_new_keyring=header["no_new_keyring"],
                          preserve_fds=header["preserve_fds"], rootless=header["rootless"])
     opts.keyring_name = header["keyring_name"]
-    opts.unprivileged = os.geteuid() != 0
     if header["seccomp"] is not None:
         from nsbox.security.seccomp import Program
 
@@ -203,14 +199,15 @@ def _hand_over(early: EarlyStage1, config: bytes, spec: Spec, fifo: str, opts: L
 def launch(spec: Spec, fifo: str, state_for_hooks: Callable[[int], bytes],
            opts: LaunchOptions, cgroup: Cgroup | None = None,
            apply_limits: Callable[[], None] | None = None,
-           early: tuple[EarlyStage1, bytes] | None = None) -> int:
+           early: EarlyStage1 | None = None, config: bytes = b"") -> int:
     """Run the handshake; returns init's pid (in our PID namespace) once init is parked.
 
     *state_for_hooks(pid)* gives the state JSON the hooks read.  *cgroup*
     is created and receives stage 1 right after the fork; *apply_limits()*
-    then writes its limits while stage 1 works.  *early* is an
-    EarlyStage1 and the config.json bytes *spec* was parsed from.  On
-    failure, init is killed before the error is raised.
+    then writes its limits while stage 1 works.  *early*: a stage 1 forked
+    when the verb started, to be sent *config*, the config.json bytes
+    *spec* was parsed from.  On failure, init is killed before the error
+    is raised.
     """
     join, new = namespace_plan(spec)
     console = None
@@ -220,45 +217,33 @@ def launch(spec: Spec, fifo: str, state_for_hooks: Callable[[int], bytes],
         from nsbox.process.tty import connect_console_socket
 
         console = connect_console_socket(opts.console_socket)
-    opts.unprivileged = os.geteuid() != 0
-    waiting = early if early is not None and console is None else None
-    if early is not None and waiting is None:
-        early[0].close()  # a terminal: stage 1 must inherit the console socket, so fork it now
-    if waiting is not None:
-        waiting[0].taken = True
-        runtime, stage1 = waiting[0].runtime, waiting[0].pid
+    if early is not None and console is not None:
+        early.close()  # a terminal: stage 1 must inherit the console socket, so fork it now
+        early = None
+    if early is not None:
+        early.taken = True
+        runtime, stage1 = early.runtime, early.pid
     else:
-        runtime, container = Channel.pair()
         fifo_fd = os.open(fifo, os.O_RDWR | os.O_CLOEXEC)
-        stage1 = _proc.fork()
-        if stage1 == 0:
-            try:
-                runtime.close()
-                _stage1(spec, container, fifo_fd, join, new, opts, console)
-            except BaseException as exc:  # noqa: BLE001 - sent to the runtime
-                container.send_error(exc)
-            finally:
-                os._exit(1)
-        container.close()
+        runtime, stage1 = fork_with_channel(
+            lambda chan: _stage1(spec, chan, fifo_fd, join, new, opts, console))
         os.close(fifo_fd)
     if console is not None:
         console.close()  # init holds its own copy
     init_pid = 0
     stage1_reaped = False
     try:
-        if waiting is not None:
-            if cgroup is not None:
-                # before the hand-over: stage 1 has imported all it needs by
-                # now, so after it, placing it is all that keeps it waiting
-                cgroup.create()
-            _hand_over(waiting[0], waiting[1], spec, fifo, opts)
+        if cgroup is not None:
+            # before an early stage 1's hand-over: after it, being placed is
+            # all that keeps it waiting
+            cgroup.create()
+        if early is not None:
+            _hand_over(early, config, spec, fifo, opts)
         if opts.subreaper:
             # here, not before the fork: prctl loads ctypes (~4 ms), which
             # stage 1 meanwhile does too; stage 1 cannot exit before "placed"
             _proc.prctl(PR_SET_CHILD_SUBREAPER, 1)
         if cgroup is not None:
-            if waiting is None:
-                cgroup.create()
             cgroup.add(stage1)
         runtime.send("placed")
         if apply_limits is not None:

@@ -28,7 +28,7 @@ import os
 
 from nsbox._sys import process as _proc
 from nsbox._sys.consts import NAMESPACE_TYPES, PR_SET_CHILD_SUBREAPER, PR_SET_DUMPABLE, PR_SET_NO_NEW_PRIVS
-from nsbox.process.channel import Channel
+from nsbox.process.channel import Channel, fork_with_channel
 
 TYPE_CHECKING = False
 if TYPE_CHECKING:
@@ -56,17 +56,8 @@ def exec_in(init_pid: int, process: Process, preserve_fds: int = 0, console_sock
             raise SpecError("process.terminal", "a terminal needs --console-socket to hand the pty to")
         console = connect_console_socket(console_socket)
     files = _namespace_files(init_pid)
-    runtime, container = Channel.pair()
-    stage1 = _proc.fork()
-    if stage1 == 0:
-        try:
-            runtime.close()
-            _stage1(init_pid, files, process, container, preserve_fds, console, seccomp)
-        except BaseException as exc:  # noqa: BLE001 - sent to the runtime
-            container.send_error(exc)
-        finally:
-            os._exit(1)
-    container.close()
+    runtime, stage1 = fork_with_channel(
+        lambda chan: _stage1(init_pid, files, process, chan, preserve_fds, console, seccomp))
     if console is not None:
         console.close()
     pid = 0

@@ -16,6 +16,7 @@ from conftest import requires_root
 from test_runtime import Runtime, rt  # noqa: F401 - the fixture
 
 from nsbox._sys import seccomp as _sc
+from nsbox._sys import seccomp_abi as abi
 from nsbox.oci.spec import SpecError
 from nsbox.security.seccomp import compile_profile, parse_profile
 from nsbox.testing.bundle import read_config, write_config
@@ -381,8 +382,8 @@ def test_conditions_on_one_argument_become_separate_rules():
     compile_profile(allow_but(rule("kill", "SCMP_ACT_ERRNO", args=[
         {"index": 1, "value": 9, "op": "SCMP_CMP_EQ"}, {"index": 1, "value": 15, "op": "SCMP_CMP_EQ"}])), lib=lib)
     rules = [c for c in lib.calls if c[0] == "rule"]
-    assert rules == [("rule", _sc.act_errno(1), 62, [(1, _sc.CMP_EQ, 9, 0)]),
-                     ("rule", _sc.act_errno(1), 62, [(1, _sc.CMP_EQ, 15, 0)])]
+    assert rules == [("rule", abi.act_errno(1), 62, [(1, abi.CMP_EQ, 9, 0)]),
+                     ("rule", abi.act_errno(1), 62, [(1, abi.CMP_EQ, 15, 0)])]
 
 
 def test_conditions_on_different_arguments_are_anded():
@@ -391,7 +392,7 @@ def test_conditions_on_different_arguments_are_anded():
         {"index": 0, "value": 1, "op": "SCMP_CMP_GT"},
         {"index": 1, "value": 0xF0, "valueTwo": 0x10, "op": "SCMP_CMP_MASKED_EQ"}])), lib=lib)
     assert [c for c in lib.calls if c[0] == "rule"] == [
-        ("rule", _sc.act_errno(13), 62, [(0, _sc.CMP_GT, 1, 0), (1, _sc.CMP_MASKED_EQ, 0xF0, 0x10)])]
+        ("rule", abi.act_errno(13), 62, [(0, abi.CMP_GT, 1, 0), (1, abi.CMP_MASKED_EQ, 0xF0, 0x10)])]
 
 
 def test_rules_that_repeat_the_default_and_unknown_names_are_dropped():
@@ -401,20 +402,20 @@ def test_rules_that_repeat_the_default_and_unknown_names_are_dropped():
                             rule("write", "SCMP_ACT_ERRNO", errnoRet=38),
                             rule("mkdir", "SCMP_ACT_ERRNO")]}
     compile_profile(profile, lib=lib)
-    assert lib.calls == [("init", _sc.act_errno(38)), ("arch", 0x40000003),
-                         ("rule", _sc.ACT_ALLOW, 0, []), ("rule", _sc.act_errno(1), 83, [])]
+    assert lib.calls == [("init", abi.act_errno(38)), ("arch", 0x40000003),
+                         ("rule", abi.ACT_ALLOW, 0, []), ("rule", abi.act_errno(1), 83, [])]
 
 
 def test_trace_takes_errno_ret_as_its_message():
     default, _, _, rules, _ = parse_profile(allow_but(rule("mkdir", "SCMP_ACT_TRACE", errnoRet=7)))
-    assert rules[0].action == _sc.act_trace(7)
+    assert rules[0].action == abi.act_trace(7)
 
 
 def test_notify_asks_the_kernel_for_a_listener():
     p = compile_profile(allow_but(rule("mkdir", "SCMP_ACT_NOTIFY"), listenerPath="/run/agent.sock",
                                   flags=["SECCOMP_FILTER_FLAG_TSYNC"]), lib=RecordingLib())
     assert p.notify and p.listener_path == "/run/agent.sock"
-    assert p.flags == _sc.FILTER_FLAG_TSYNC | _sc.FILTER_FLAG_NEW_LISTENER | _sc.FILTER_FLAG_TSYNC_ESRCH
+    assert p.flags == abi.FILTER_FLAG_TSYNC | abi.FILTER_FLAG_NEW_LISTENER | abi.FILTER_FLAG_TSYNC_ESRCH
 
 
 def test_notify_cannot_be_the_default():
