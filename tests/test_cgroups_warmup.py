@@ -6,8 +6,6 @@ from __future__ import annotations
 import os
 import time
 
-import pytest
-
 from conftest import requires_root
 
 from nsbox.cgroups import warmup
@@ -63,15 +61,6 @@ def test_the_child_moves_within_our_own_cgroup_and_ends():
     _, status = os.waitpid(child, 0)
     assert os.WIFEXITED(status) and os.WEXITSTATUS(status) == 0
     assert time.monotonic() - started < warmup.LINGER + 1
-
-
-@pytest.mark.parametrize("linger", [0.0])
-def test_the_child_ends_on_its_own(linger, monkeypatch):
-    monkeypatch.setattr(warmup, "LINGER", linger)
-    child = warmup.start()
-    if child is not None:
-        _, status = os.waitpid(child, 0)
-        assert os.WIFEXITED(status) and os.WEXITSTATUS(status) == 0
 
 
 @requires_root

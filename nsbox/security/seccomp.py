@@ -25,7 +25,7 @@ from __future__ import annotations
 
 import os
 
-from nsbox._sys import seccomp_abi as _sc
+from nsbox._sys import seccomp_abi as abi
 from nsbox.oci.spec import SpecError, _Obj
 
 TYPE_CHECKING = False
@@ -33,21 +33,21 @@ if TYPE_CHECKING:
     from nsbox.process.channel import Channel
 
 _ACTIONS = {
-    "SCMP_ACT_KILL": _sc.ACT_KILL_THREAD, "SCMP_ACT_KILL_THREAD": _sc.ACT_KILL_THREAD,
-    "SCMP_ACT_KILL_PROCESS": _sc.ACT_KILL_PROCESS, "SCMP_ACT_TRAP": _sc.ACT_TRAP,
+    "SCMP_ACT_KILL": abi.ACT_KILL_THREAD, "SCMP_ACT_KILL_THREAD": abi.ACT_KILL_THREAD,
+    "SCMP_ACT_KILL_PROCESS": abi.ACT_KILL_PROCESS, "SCMP_ACT_TRAP": abi.ACT_TRAP,
     "SCMP_ACT_ERRNO": None, "SCMP_ACT_TRACE": None,  # these two carry errnoRet
-    "SCMP_ACT_ALLOW": _sc.ACT_ALLOW, "SCMP_ACT_LOG": _sc.ACT_LOG, "SCMP_ACT_NOTIFY": _sc.ACT_NOTIFY,
+    "SCMP_ACT_ALLOW": abi.ACT_ALLOW, "SCMP_ACT_LOG": abi.ACT_LOG, "SCMP_ACT_NOTIFY": abi.ACT_NOTIFY,
 }
 _OPERATORS = {
-    "SCMP_CMP_NE": _sc.CMP_NE, "SCMP_CMP_LT": _sc.CMP_LT, "SCMP_CMP_LE": _sc.CMP_LE,
-    "SCMP_CMP_EQ": _sc.CMP_EQ, "SCMP_CMP_GE": _sc.CMP_GE, "SCMP_CMP_GT": _sc.CMP_GT,
-    "SCMP_CMP_MASKED_EQ": _sc.CMP_MASKED_EQ,
+    "SCMP_CMP_NE": abi.CMP_NE, "SCMP_CMP_LT": abi.CMP_LT, "SCMP_CMP_LE": abi.CMP_LE,
+    "SCMP_CMP_EQ": abi.CMP_EQ, "SCMP_CMP_GE": abi.CMP_GE, "SCMP_CMP_GT": abi.CMP_GT,
+    "SCMP_CMP_MASKED_EQ": abi.CMP_MASKED_EQ,
 }
 _FLAGS = {
-    "SECCOMP_FILTER_FLAG_TSYNC": _sc.FILTER_FLAG_TSYNC,
-    "SECCOMP_FILTER_FLAG_LOG": _sc.FILTER_FLAG_LOG,
-    "SECCOMP_FILTER_FLAG_SPEC_ALLOW": _sc.FILTER_FLAG_SPEC_ALLOW,
-    "SECCOMP_FILTER_FLAG_WAIT_KILLABLE_RECV": _sc.FILTER_FLAG_WAIT_KILLABLE_RECV,
+    "SECCOMP_FILTER_FLAG_TSYNC": abi.FILTER_FLAG_TSYNC,
+    "SECCOMP_FILTER_FLAG_LOG": abi.FILTER_FLAG_LOG,
+    "SECCOMP_FILTER_FLAG_SPEC_ALLOW": abi.FILTER_FLAG_SPEC_ALLOW,
+    "SECCOMP_FILTER_FLAG_WAIT_KILLABLE_RECV": abi.FILTER_FLAG_WAIT_KILLABLE_RECV,
 }
 #: the kernel release each flag needs
 FLAG_KERNELS = {"SECCOMP_FILTER_FLAG_TSYNC": (3, 17), "SECCOMP_FILTER_FLAG_LOG": (4, 14),
@@ -105,7 +105,7 @@ def _action(o: _Obj, key: str, errno_key: str) -> tuple[str, int]:
     value = _ACTIONS[name]
     if value is None:
         ret = _EPERM if errno is None else errno
-        value = _sc.act_errno(ret) if name == "SCMP_ACT_ERRNO" else _sc.act_trace(ret)
+        value = abi.act_errno(ret) if name == "SCMP_ACT_ERRNO" else abi.act_trace(ret)
     elif errno is not None:
         raise SpecError(o.at(errno_key), f"{name} returns no errno; only SCMP_ACT_ERRNO and SCMP_ACT_TRACE take one")
     return name, value  # type: ignore[return-value]
@@ -179,15 +179,15 @@ def compile_profile(data: object, path: str = "linux.seccomp", cache_dir: str | 
     a hit loads no library at all).  *lib* is nsbox._sys.seccomp; tests
     pass a recording one."""
     default, arches, flags, rules, o = parse_profile(data, path)
-    notify = any(r.action == _sc.ACT_NOTIFY for r in rules)
+    notify = any(r.action == abi.ACT_NOTIFY for r in rules)
     if not notify:
         # it only changes how a listener's targets wait, and the kernel
         # refuses it (EINVAL) without one
-        flags &= ~_sc.FILTER_FLAG_WAIT_KILLABLE_RECV
+        flags &= ~abi.FILTER_FLAG_WAIT_KILLABLE_RECV
     else:
-        flags |= _sc.FILTER_FLAG_NEW_LISTENER
-        if flags & _sc.FILTER_FLAG_TSYNC:
-            flags |= _sc.FILTER_FLAG_TSYNC_ESRCH  # TSYNC and a listener are exclusive without it
+        flags |= abi.FILTER_FLAG_NEW_LISTENER
+        if flags & abi.FILTER_FLAG_TSYNC:
+            flags |= abi.FILTER_FLAG_TSYNC_ESRCH  # TSYNC and a listener are exclusive without it
     listener = (o.str("listenerPath"), o.str("listenerMetadata", "") or "")
     identity = None
     if cache_dir is not None:
@@ -225,13 +225,10 @@ CACHE_ENTRIES = 64
 def _prune(cache_dir: str) -> None:
     """Bound the cache: every profile and libseccomp version adds an entry
     (clients generate a handful of profiles; an upgrade orphans them all)."""
-    keep = CACHE_ENTRIES
     try:
         entries = [e for e in os.scandir(cache_dir) if e.name.endswith(".bpf")]
-        if len(entries) <= keep:
-            return
         entries.sort(key=lambda e: e.stat().st_mtime_ns)
-        for e in entries[:len(entries) - keep]:
+        for e in entries[:max(0, len(entries) - CACHE_ENTRIES)]:
             os.unlink(e.path)
     except OSError:
         pass  # never fatal: the cache only saves time
@@ -310,7 +307,7 @@ def install(program: Program) -> int:
         from nsbox.errors import NsboxError
 
         hint = ""
-        if e.errno == 22 and program.flags & ~_sc.FILTER_FLAG_NEW_LISTENER:
+        if e.errno == 22 and program.flags & ~abi.FILTER_FLAG_NEW_LISTENER:
             hint = ": this kernel may not know one of linux.seccomp.flags"
         raise NsboxError(f"linux.seccomp: the kernel refused the filter: {os.strerror(e.errno or 0)}{hint}") from None
     return fd if program.notify else -1
