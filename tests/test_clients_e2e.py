@@ -13,6 +13,7 @@ every shim it started, and takes away the mounts and cgroups the clients made.
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import io
 import json
@@ -394,6 +395,8 @@ def podman(tmp_path_factory):
     before = cgroup_dirs()
     run_dir_existed = os.path.exists("/run/containers")
     cache_existed = os.path.exists("/var/lib/containers")  # podman load writes its blob-info cache there
+    # podman as root passes no --root: nsbox keeps its state (and seccomp cache) in the default root
+    state_root_existed = os.path.exists("/run/nsbox")
     p = Podman(tmp)
     try:
         r = p("load", "-i", oci_archive(os.path.join(tmp, "image.tar"), tmp), timeout=120)
@@ -408,6 +411,10 @@ def podman(tmp_path_factory):
             shutil.rmtree("/run/containers", ignore_errors=True)  # the network backend's run dir, unused here
         if not cache_existed:
             shutil.rmtree("/var/lib/containers", ignore_errors=True)
+        if not state_root_existed:
+            shutil.rmtree("/run/nsbox/.seccomp-cache", ignore_errors=True)
+            with contextlib.suppress(OSError):
+                os.rmdir("/run/nsbox")  # not when a container is left: the suite's check names it
         shutil.rmtree(tmp, ignore_errors=True)
 
 

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import re
@@ -533,14 +534,29 @@ def test_kernel_tree_by_parent_nests_pid_namespaces(background):
 NETNS = "nsbox-test-ls"
 
 
+def _is_mountpoint(path: str) -> bool:
+    """From mountinfo: a bind mount of a directory onto itself has the same st_dev (os.path.ismount misses it)."""
+    with open("/proc/self/mountinfo") as f:
+        return any(line.split()[4] == path for line in f)
+
+
 @pytest.fixture
 def netns():
     subprocess.run(["ip", "netns", "delete", NETNS], capture_output=True)  # a leftover of a killed run
+    # `ip netns add` makes /run/netns a shared bind mount of itself, which
+    # `ip netns delete` leaves: undo it if the test made it
+    had_mount = _is_mountpoint("/run/netns")
+    had_dir = os.path.isdir("/run/netns")
     subprocess.run(["ip", "netns", "add", NETNS], check=True, capture_output=True)
     try:
         yield f"/run/netns/{NETNS}"
     finally:
         subprocess.run(["ip", "netns", "delete", NETNS], check=False, capture_output=True)
+        if not had_mount and _is_mountpoint("/run/netns"):
+            subprocess.run(["umount", "/run/netns"], check=False)
+        if not had_dir:
+            with contextlib.suppress(OSError):
+                os.rmdir("/run/netns")
 
 
 @requires_root
