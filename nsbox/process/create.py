@@ -6,22 +6,23 @@
     ----------------------           -----------------------------     ----------------------
     open exec.fifo O_RDWR
     pipes, fork ------------------>  not dumpable
-    cgroups: create, and put         setns into linux.namespaces paths
-    stage 1 into them                (user first)
-        ---------------- "placed" ->
-    cgroups: apply the limits        unshare(CLONE_NEWUSER)
+    cgroups: create                  setns into linux.namespaces paths
+                                     (user first)
+                                     unshare(CLONE_NEWUSER)
     (1) <--------------- "maps" ---
     write uid_map/gid_map
         ---------------- "maps-done" ->
                                      unshare(the other new namespaces,
                                      but the cgroup one); time offsets
-                                     wait for "placed"; then
-                                     unshare(CLONE_NEWCGROUP): rooted
-                                     in the container's cgroups
-                                     fork -------------------------->  PID 1 of the new PID ns,
-    (2) <--------------- "pid N" --                                    born in the cgroups
-    reap stage 1                     exit                              rootfs: mounts, devices
-                                                                       |
+                                     fork -------------------------->  PID 1 of the new PID ns
+    (2) <--------------- "pid N" --                                    rootfs: mounts, devices
+    reap stage 1                     exit                              |  (up to the first
+    cgroups: put init into them                                        |  cgroup mount)
+        ------------------------------------------------- "placed" -->  wait for "placed"; then
+    cgroups: apply the limits                                          |  unshare(CLONE_NEWCGROUP):
+                                                                       |  rooted in the container's
+                                                                       |  cgroups; the rest of the
+                                                                       |  mounts and devices
     (3) <----------------------------------------------- "prestart" --+  (only with
     prestart, createRuntime hooks                                      |   hooks to run)
         ---------------------------------------- "prestart-done S" -->  createContainer hooks
@@ -45,12 +46,14 @@ they start (EarlyStage1), so that its imports run on the other core while
 the runtime parses the bundle; at launch it is sent the config bytes, the
 fifo's path and the compiled filter ("launch", "config", "bpf") and goes on
 from the top of the diagram.
-Why "placed" is not waited for at once: the first migration into a new
-cgroup waits for an RCU grace period (10-15 ms here; runc and crun pay it
-too), so stage 1 imports what init needs and makes the namespaces
-meanwhile, and the limits are written while it does.  Nothing of the
-container runs before both: init is born inside the cgroups, and the
-runtime has applied the limits before it answers "prestart".
+Why init is placed in its cgroups only after it is born: the first
+migration into a new cgroup waits for an RCU grace period (10-15 ms here;
+runc and crun pay it too, and nsbox.cgroups.warmup starts paying it early),
+so init makes the mounts and devices meanwhile, which do not depend on its
+cgroup; it waits for "placed" before those that do (a cgroup mount and the
+cgroup namespace) and before any hook or anything of the container runs.
+The limits are written after "placed" and before the runtime answers
+"prestart" or returns.
 Why the fifo is opened O_RDWR here: such an open never blocks, and the fd
 is a reader init holds from the start, before it becomes an unprivileged
 user that could not reopen it; ``start`` then only needs to write.
@@ -220,6 +223,10 @@ def launch(spec: Spec, fifo: str, state_for_hooks: Callable[[int], bytes],
     if early is not None and console is not None:
         early.close()  # a terminal: stage 1 must inherit the console socket, so fork it now
         early = None
+    if opts.subreaper:
+        # before stage 1 can exit (it needs no word from us to do so): init
+        # must be reparented to us, not to the host's init
+        _proc.prctl(PR_SET_CHILD_SUBREAPER, 1)
     if early is not None:
         early.taken = True
         runtime, stage1 = early.runtime, early.pid
@@ -233,23 +240,12 @@ def launch(spec: Spec, fifo: str, state_for_hooks: Callable[[int], bytes],
     init_pid = 0
     stage1_reaped = False
     try:
-        if cgroup is not None:
-            # before an early stage 1's hand-over: after it, being placed is
-            # all that keeps it waiting
-            cgroup.create()
         if early is not None:
             _hand_over(early, config, spec, fifo, opts)
-        if opts.subreaper:
-            # here, not before the fork: prctl loads ctypes (~4 ms), which
-            # stage 1 meanwhile does too; stage 1 cannot exit before "placed"
-            _proc.prctl(PR_SET_CHILD_SUBREAPER, 1)
         if cgroup is not None:
-            cgroup.add(stage1)
-        runtime.send("placed")
-        if apply_limits is not None:
-            apply_limits()
-        # (1) and (2); stage 1 says "pid" after its fork, and init may reach
-        # "prestart" before that message is written: take them in any order.
+            cgroup.preload()  # apply_limits will be on the critical path, its imports need not
+            cgroup.create()  # meanwhile stage 1 makes the namespaces, and forks init
+        # (1), (2) and (3); init may reach "prestart" only once placed.
         # Without hooks to run there init does not stop (3).
         synced = needs_prestart_sync(spec)
         seen_prestart = not synced
@@ -262,6 +258,17 @@ def launch(spec: Spec, fifo: str, state_for_hooks: Callable[[int], bytes],
                 init_pid = int(payload)
                 os.waitpid(stage1, 0)
                 stage1_reaped = True
+                # the limits first: rewriting the device rules denies every
+                # device for a moment, which init must not be in the cgroup for
+                if apply_limits is not None:
+                    apply_limits()
+                if cgroup is not None:
+                    cgroup.add(init_pid)
+                try:
+                    runtime.send("placed")
+                except BrokenPipeError:
+                    runtime.recv_tagged("error")  # init failed meanwhile: raise its error
+                    raise
             else:
                 seen_prestart = True
         state = state_for_hooks(init_pid) if synced else None
@@ -321,7 +328,6 @@ def _stage1(spec: Spec, chan: Channel, fifo_fd: int, join: list[tuple[int, str]]
     # ptrace us or open /proc/<init>/exe, which is the host's interpreter
     # (the CVE-2019-5736 class).  Inherited by init across fork.
     _proc.prctl(PR_SET_DUMPABLE, 0)
-    placed = False
     if join:
         from nsbox.nsfiles import join as join_namespaces
 
@@ -337,24 +343,17 @@ def _stage1(spec: Spec, chan: Channel, fifo_fd: int, join: list[tuple[int, str]]
         if opts.unprivileged:
             _proc.prctl(PR_SET_DUMPABLE, 1)
         chan.send("maps")
-        # "placed" may come first: the runtime sends it when it is
-        placed = chan.recv_tagged("placed", "maps-done")[0] == "placed"
-        if placed:
-            chan.recv("maps-done")
+        chan.recv("maps-done")
         if opts.unprivileged:
             _proc.prctl(PR_SET_DUMPABLE, 0)
         # become the namespace's root, so what follows has its full powers
         os.setresgid(0, 0, 0)
         os.setresuid(0, 0, 0)
-    rest = new & ~(CLONE_NEWUSER | CLONE_NEWCGROUP)  # the cgroup one below, once we are placed
+    rest = new & ~(CLONE_NEWUSER | CLONE_NEWCGROUP)  # init makes the cgroup one, once placed
     if rest:
         _ns.unshare(rest)
     if spec.linux.time_offsets:
         _set_time_offsets(spec.linux.time_offsets)
-    if not placed:
-        chan.recv("placed")  # in the container's cgroups: init will be born inside them
-    if new & CLONE_NEWCGROUP:
-        _ns.unshare(CLONE_NEWCGROUP)
     # rootless: in a user namespace (the container's, or the one the runtime
     # already runs in), where no device node can be made, only bind-mounted
     in_userns = bool(new & CLONE_NEWUSER) or any(flag == CLONE_NEWUSER for flag, _ in join) or opts.rootless
@@ -362,7 +361,7 @@ def _stage1(spec: Spec, chan: Channel, fifo_fd: int, join: list[tuple[int, str]]
     if init == 0:
         _proc.set_name("nsbox:[init]")  # what ps shows for a parked container
         try:
-            container_init(spec, chan, fifo_fd, opts, in_userns, console)
+            container_init(spec, chan, fifo_fd, opts, in_userns, console, new_cgroupns=bool(new & CLONE_NEWCGROUP))
         except BaseException as exc:  # noqa: BLE001 - sent to the runtime
             chan.send_error(exc)
         finally:

@@ -26,7 +26,7 @@ from __future__ import annotations
 import os
 
 from nsbox._sys import process as _proc
-from nsbox._sys.consts import PR_SET_DUMPABLE, PR_SET_NO_NEW_PRIVS
+from nsbox._sys.consts import CLONE_NEWCGROUP, PR_SET_DUMPABLE, PR_SET_NO_NEW_PRIVS
 from nsbox.errors import ExecError, NsboxError
 from nsbox.oci.spec import SpecError
 
@@ -64,7 +64,13 @@ def preload(hooks: bool = False, terminal: bool = False, seccomp: bool = False, 
 
 
 def container_init(spec: Spec, chan: Channel, fifo_fd: int, opts: LaunchOptions, in_userns: bool,
-                   console: socket.socket | None = None) -> None:
+                   console: socket.socket | None = None, new_cgroupns: bool = False) -> None:
+    """Set up the container and park on the fifo.  We are born outside the
+    container's cgroups: the runtime places us while we make the rootfs
+    (the kernel makes that first move wait ~10 ms), and says "placed"; we
+    wait for it before anything depends on the cgroup (a cgroup mount, our
+    cgroup namespace, which *new_cgroupns* asks us to make then) and before
+    the hooks or anything of the container run."""
     from nsbox import rootfs
 
     from nsbox.process.trampoline import prepare
@@ -74,6 +80,17 @@ def container_init(spec: Spec, chan: Channel, fifo_fd: int, opts: LaunchOptions,
         raise SpecError("process", "is required to create a container")
     trampoline = prepare()  # before any filter could refuse memfd_create
     hook_state: list[bytes] = []
+    in_cgroups = False
+
+    def placed() -> None:
+        nonlocal in_cgroups
+        if not in_cgroups:
+            chan.recv("placed")
+            if new_cgroupns:
+                from nsbox._sys.ns import unshare
+
+                unshare(CLONE_NEWCGROUP)  # rooted in the container's cgroups
+            in_cgroups = True
 
     def before_pivot() -> None:
         chan.send("prestart")
@@ -81,7 +98,7 @@ def container_init(spec: Spec, chan: Channel, fifo_fd: int, opts: LaunchOptions,
         run_phase(spec, "createContainer", hook_state[0])
 
     rootfs.setup_rootfs(spec, in_user_namespace=in_userns, no_pivot=opts.no_pivot,
-                        before_pivot=before_pivot if needs_prestart_sync(spec) else None)
+                        before_pivot=before_pivot if needs_prestart_sync(spec) else None, placed=placed)
     apply_sysctl(spec.linux.sysctl, spec)
     rootfs.finish_rootfs(spec)
     if console is not None:

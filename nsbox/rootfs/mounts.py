@@ -67,6 +67,8 @@ from nsbox.rootfs.safepath import Root, clean, mount_target, open_no_follow, pro
 
 TYPE_CHECKING = False
 if TYPE_CHECKING:
+    from collections.abc import Callable
+
     from nsbox.oci.spec import Mount, Spec
 
 DEFAULT_MOUNT_FLAGS = MS_NOEXEC | MS_NOSUID | MS_NODEV
@@ -298,22 +300,26 @@ def plan_cgroup_v1(mounts: list[MountInfo], own: dict[str, str]) -> list[CgroupB
 
 
 class _Ctx:
-    __slots__ = ("root", "in_userns", "cgroupns", "label", "mountinfo", "proc_cgroup")
+    __slots__ = ("root", "in_userns", "cgroupns", "label", "mountinfo", "proc_cgroup", "before_cgroup")
 
     def __init__(self, root: Root, in_userns: bool, cgroupns: bool, label: str | None,
-                 mountinfo: str, proc_cgroup: str) -> None:
+                 mountinfo: str, proc_cgroup: str, before_cgroup: Callable[[], None] | None) -> None:
         self.root = root
         self.in_userns = in_userns
         self.cgroupns = cgroupns
         self.label = label
         self.mountinfo = mountinfo
         self.proc_cgroup = proc_cgroup
+        self.before_cgroup = before_cgroup
 
 
 def mount_spec_mounts(spec: Spec, root: Root | str | int, *, in_user_namespace: bool = False,
-                      mountinfo_path: str = "/proc/self/mountinfo", cgroup_path: str = "/proc/self/cgroup") -> None:
+                      mountinfo_path: str = "/proc/self/mountinfo", cgroup_path: str = "/proc/self/cgroup",
+                      before_cgroup: Callable[[], None] | None = None) -> None:
     """Do every spec mount, in order, inside *root*: a Root, the rootfs path,
     or an fd of the rootfs directory (already bound onto itself: bind_rootfs).
+    *before_cgroup()* is called before each cgroup or cgroup2 mount: what
+    they show depends on the cgroup we are in (and our cgroup namespace).
 
     Errors: SpecError for bad options (naming ``mounts[i]…``); OSError from
     the kernel with the mount named first: ``mounts[3] (/dev/pts): mount:
@@ -327,7 +333,7 @@ def mount_spec_mounts(spec: Spec, root: Root | str | int, *, in_user_namespace: 
     try:
         label = spec.linux.mount_label if spec.linux.mount_label and _selinux_enabled() else None
         ctx = _Ctx(r, in_user_namespace, spec.linux.namespace("cgroup") is not None, label,
-                   mountinfo_path, cgroup_path)
+                   mountinfo_path, cgroup_path, before_cgroup)
         for e in entries:
             try:
                 mount_entry(ctx, e)
@@ -359,14 +365,17 @@ def mount_entry(ctx: _Ctx, e: MountEntry) -> None:
         _mount_bind(ctx, e)
     elif kind == "tmpfs":
         _mount_tmpfs(ctx, e)
-    elif kind == "cgroup":
+    elif kind in ("cgroup", "cgroup2"):
+        if ctx.before_cgroup is not None:
+            ctx.before_cgroup()
+        if kind == "cgroup2":
+            _mount_cgroup2(ctx, e, None)
+            return
         mounts = parse_mountinfo(_read(ctx.mountinfo))
         if is_cgroup2_unified(mounts):
             _mount_cgroup2(ctx, e, mounts)
         else:
             _mount_cgroup_v1(ctx, e, mounts)
-    elif kind == "cgroup2":
-        _mount_cgroup2(ctx, e, None)
     else:
         _mount_generic(ctx, e)
 
