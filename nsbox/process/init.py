@@ -14,7 +14,9 @@ handshake.  The order below is the lesson of every runtime's CVEs:
        the exec trampoline is made (first thing, in fact: before any filter)
     7. close every fd but stdio, the preserved ones, the channel, the fifo
        and the trampoline; then chdir to process.cwd, checked to be inside
-       the new root (nothing stays outside: CVE-2024-21626)
+       the new root (nothing stays outside: CVE-2024-21626); wait to be
+       placed in the container's cgroups (earlier when a cgroup mount or a
+       hook needs it), then make the cgroup namespace
     8. seccomp here if noNewPrivileges is false (loading needs CAP_SYS_ADMIN);
        bounding set, user and groups, the other capability sets, no_new_privs
     9. seccomp here if noNewPrivileges is true (as late as possible);
@@ -66,11 +68,11 @@ def preload(hooks: bool = False, terminal: bool = False, seccomp: bool = False, 
 def container_init(spec: Spec, chan: Channel, fifo_fd: int, opts: LaunchOptions, in_userns: bool,
                    console: socket.socket | None = None, new_cgroupns: bool = False) -> None:
     """Set up the container and park on the fifo.  We are born outside the
-    container's cgroups: the runtime places us while we make the rootfs
-    (the kernel makes that first move wait ~10 ms), and says "placed"; we
-    wait for it before anything depends on the cgroup (a cgroup mount, our
-    cgroup namespace, which *new_cgroupns* asks us to make then) and before
-    the hooks or anything of the container run."""
+    container's cgroups: the runtime places us while we set up (the kernel
+    makes that first move wait ~10 ms) and then says "placed".  We wait for
+    it where being placed matters: before a cgroup mount (it shows our
+    cgroup), before the hooks, and at the latest before we drop our
+    privileges, since we make our cgroup namespace then (*new_cgroupns*)."""
     from nsbox import rootfs
 
     from nsbox.process.trampoline import prepare
@@ -93,12 +95,13 @@ def container_init(spec: Spec, chan: Channel, fifo_fd: int, opts: LaunchOptions,
             in_cgroups = True
 
     def before_pivot() -> None:
+        placed()  # the hooks see the container in its cgroups
         chan.send("prestart")
         hook_state.append(chan.recv("prestart-done"))
         run_phase(spec, "createContainer", hook_state[0])
 
     rootfs.setup_rootfs(spec, in_user_namespace=in_userns, no_pivot=opts.no_pivot,
-                        before_pivot=before_pivot if needs_prestart_sync(spec) else None, placed=placed)
+                        before_pivot=before_pivot if needs_prestart_sync(spec) else None, before_cgroup=placed)
     apply_sysctl(spec.linux.sysctl, spec)
     rootfs.finish_rootfs(spec)
     if console is not None:
@@ -129,6 +132,7 @@ def container_init(spec: Spec, chan: Channel, fifo_fd: int, opts: LaunchOptions,
 
     close_fds_except(keep)  # before the chdir: a cwd of /proc/self/fd/N must find no runtime fd
     enter_cwd(process.cwd)
+    placed()  # in our cgroups before the user's process could run, and while we may unshare
     late_seccomp = apply_seccomp_early(opts.seccomp, process, chan)
     switch_user(spec)
     if process.no_new_privileges:

@@ -5,7 +5,7 @@ new mount namespace (and the others) and still sees the host's filesystem.
 Two calls, because the runtime does work between them (sysctls need a
 writable /proc/sys):
 
-  setup_rootfs(spec, in_user_namespace=…, no_pivot=…, before_pivot=…, placed=…)
+  setup_rootfs(spec, in_user_namespace=…, no_pivot=…, before_pivot=…, before_cgroup=…)
   │
   │  host paths visible ───────────────────────────────────────────────────
   ├─ 1. / → rslave (or linux.rootfsPropagation)
@@ -19,10 +19,9 @@ writable /proc/sys):
   ├─ 4. spec mounts, in the spec's order (mounts.py)
   │       order matters: /dev before /dev/pts, /sys before /sys/fs/cgroup.
   │       Each destination is resolved inside the rootfs (safepath.py).
-  │       placed() before the first cgroup mount: it shows our cgroup.
+  │       before_cgroup() before each cgroup mount: they show our cgroup.
   ├─ 5. /dev: device nodes, /dev/ptmx, /dev/fd & co (devices.py)
   │       AFTER the mounts: they go into the /dev tmpfs of step 4.
-  │       placed() again (the first call, without cgroup mounts).
   ├─ 6. chdir(rootfs); before_pivot(): prestart/createRuntime sync and the
   │       createContainer hooks. Here, because hooks may still need the host's
   │       paths, and the container's mounts must already exist.
@@ -95,14 +94,11 @@ def root_propagation(spec: Spec, no_pivot: bool = False) -> int:
 
 
 def setup_rootfs(spec: Spec, *, in_user_namespace: bool, no_pivot: bool = False,
-                 before_pivot: Callable[[], None] | None = None, placed: Callable[[], None] | None = None,
+                 before_pivot: Callable[[], None] | None = None, before_cgroup: Callable[[], None] | None = None,
                  mountinfo_path: str = "/proc/self/mountinfo", cgroup_path: str = "/proc/self/cgroup") -> None:
     """Steps 1-10 of the diagram above: on return we are inside the new root.
-
-    *placed()* returns once we are in the container's cgroups (it may be
-    called more than once): before the first cgroup mount, else after the
-    devices, so that the mounts and devices before it are made while the
-    runtime waits for the kernel to place us (nsbox.process.create)."""
+    *before_cgroup()* is called before each cgroup mount (nsbox.process.init
+    waits there to be placed in the container's cgroups)."""
     # Without a mount namespace of its own the container shares the host's:
     # its mounts are then host mounts under the rootfs (delete detaches them:
     # pivot.unmount_under), and nothing may touch the propagation of the
@@ -119,11 +115,9 @@ def setup_rootfs(spec: Spec, *, in_user_namespace: bool, no_pivot: bool = False,
     dev = needs_setup_dev(spec)
     with Root(rootfs) as root:
         mount_spec_mounts(spec, root, in_user_namespace=in_user_namespace, mountinfo_path=mountinfo_path,
-                          cgroup_path=cgroup_path, before_cgroup=placed)
+                          cgroup_path=cgroup_path, before_cgroup=before_cgroup)
         if dev:
             setup_dev(spec, root, in_user_namespace=in_user_namespace)
-        if placed is not None:
-            placed()  # before the hooks, and before anything of the container runs
         # Hooks run with the rootfs as their working directory, as under runc.
         _proc.fchdir(root.fd, rootfs)
         if before_pivot is not None:
