@@ -76,3 +76,17 @@ def test_the_child_holds_none_of_our_fds():
     finally:
         os.close(r)
         os.waitpid(child, 0)
+
+
+def test_the_launcher_finds_the_verb_behind_the_global_options():
+    from nsbox.cli import VALUED_GLOBAL_OPTIONS, verb_of
+    from nsbox.cli.main import GLOBAL
+    from nsbox.cli.options import REQUIRED
+
+    assert verb_of(["--root", "/r", "--debug", "create", "--bundle", "b", "x"]) == "create"
+    assert verb_of(["--log=/l", "--log-format", "json", "exec", "x", "run"]) == "exec"
+    assert verb_of(["--rootless", "true", "--criu", "c", "state", "run"]) == "state"
+    assert verb_of(["--version"]) is None
+    # the global options that take a value, as the parser knows them
+    valued = {name for opt in GLOBAL.opts if opt.arg == REQUIRED for name in opt.names if name.startswith("--")}
+    assert valued == set(VALUED_GLOBAL_OPTIONS)

@@ -17,7 +17,7 @@ import os
 import time
 
 from nsbox.cgroups.errors import CgroupError
-from nsbox.cgroups.layout import V1, V2
+from nsbox.cgroups.kinds import V1, V2
 
 TYPE_CHECKING = False
 if TYPE_CHECKING:

@@ -30,9 +30,8 @@ import os
 import posixpath
 
 from nsbox.cgroups.errors import CgroupError
+from nsbox.cgroups.kinds import HYBRID, V1, V2
 from nsbox.mountinfo import MountInfo, parse_mountinfo
-
-V1, V2, HYBRID = "v1", "v2", "hybrid"
 
 #: super options of a v1 cgroup mount that are mount flags, not controllers
 _NOT_CONTROLLERS = {"rw", "ro", "noprefix", "clone_children", "xattr", "cpuset_v2_mode", "favordynmods",

@@ -32,6 +32,18 @@ LINGER = 0.15
 INTERVAL = 0.003
 
 
+_started = False
+
+
+def ensure_started() -> None:
+    """start(), unless this process has already (the launcher starts it
+    before the verb's imports; the verb asks again, for other callers)."""
+    global _started
+    if not _started:
+        _started = True
+        start()
+
+
 def start(proc: str = "/proc/self") -> int | None:
     """Fork the child that keeps the rwsem warm; returns its pid (reaped by
     whoever waits for children), or None when no cgroup of ours was found."""

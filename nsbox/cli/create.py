@@ -32,7 +32,7 @@ def launch_options(o: dict[str, object], ctx):  # type: ignore[no-untyped-def]
 def run(argv: list[str], ctx) -> int:  # type: ignore[no-untyped-def]
     from nsbox.cgroups import warmup
 
-    warmup.start()  # first: it runs while we import and parse
+    warmup.ensure_started()  # first: it runs while we import and parse
     from nsbox.process.create import EarlyStage1
 
     with EarlyStage1() as early:  # next: it imports the container's side meanwhile

@@ -35,7 +35,7 @@ PARSER = Parser("nsbox exec", "[options] ID [CMD [ARGS...]]", [
 def run(argv: list[str], ctx) -> int:  # type: ignore[no-untyped-def]
     from nsbox.cgroups import warmup
 
-    warmup.start()  # first: the process joins the container's cgroup
+    warmup.ensure_started()  # first: the process joins the container's cgroup
     from nsbox.container import Container
     from nsbox.oci.state import STOPPED, to_json
     from nsbox.process.exec import exec_in

@@ -24,7 +24,7 @@ PARSER = Parser("nsbox run", "[options] ID", OPTIONS + [
 def run(argv: list[str], ctx) -> int:  # type: ignore[no-untyped-def]
     from nsbox.cgroups import warmup
 
-    warmup.start()  # first: it runs while we import and parse
+    warmup.ensure_started()  # first: it runs while we import and parse
     from nsbox.process.create import EarlyStage1
 
     with EarlyStage1() as early:  # next: it imports the container's side meanwhile
