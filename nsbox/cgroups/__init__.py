@@ -5,11 +5,11 @@ When the runtime calls what::
     create   Cgroup.for_container(linux.cgroupsPath, id)
              .create()                 mkdir in every hierarchy
              .apply(linux.resources)   every limit, before any process is inside
-             fork stage 1
-             .add(stage1_pid)          BEFORE stage 1 unshares CLONE_NEWCGROUP:
-                                       the new cgroup namespace is rooted at the
-                                       cgroup its creator is in, and everything it
-                                       forks (init) is born inside the limits
+             .add(init_pid)            while init makes the rootfs; init then
+                                       unshares CLONE_NEWCGROUP (the new cgroup
+                                       namespace is rooted at the cgroup its
+                                       creator is in), before anything of the
+                                       container runs
              state.json <- .to_record()
     later    Cgroup.from_record(state["cgroup"])
     exec     .add(stage1_pid) before it joins the container's cgroup namespace
