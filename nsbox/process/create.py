@@ -15,14 +15,12 @@
                                      unshare(the other new namespaces,
                                      but the cgroup one); time offsets
                                      fork -------------------------->  PID 1 of the new PID ns
-    (2) <--------------- "pid N" --                                    rootfs: mounts, devices
-    reap stage 1                     exit                              |  (up to the first
-    cgroups: put init into them                                        |  cgroup mount)
-        ------------------------------------------------- "placed" -->  wait for "placed"; then
-    cgroups: apply the limits                                          |  unshare(CLONE_NEWCGROUP):
-                                                                       |  rooted in the container's
-                                                                       |  cgroups; the rest of the
-                                                                       |  mounts and devices
+    (2) <--------------- "pid N" --                                    rootfs: mounts, devices,
+    reap stage 1                     exit                              pivot_root, ... (see init.py),
+    cgroups: apply the limits,                                         as far as it can go before
+    then put init into them                                            it is in the cgroups:
+        ------------------------------------------------- "placed" -->  wait for "placed", then
+                                                                       unshare(CLONE_NEWCGROUP)
     (3) <----------------------------------------------- "prestart" --+  (only with
     prestart, createRuntime hooks                                      |   hooks to run)
         ---------------------------------------- "prestart-done S" -->  createContainer hooks
@@ -49,11 +47,12 @@ from the top of the diagram.
 Why init is placed in its cgroups only after it is born: the first
 migration into a new cgroup waits for an RCU grace period (10-15 ms here;
 runc and crun pay it too, and nsbox.cgroups.warmup starts paying it early),
-so init makes the mounts and devices meanwhile, which do not depend on its
-cgroup; it waits for "placed" before those that do (a cgroup mount and the
-cgroup namespace) and before any hook or anything of the container runs.
-The limits are written after "placed" and before the runtime answers
-"prestart" or returns.
+so init sets the container up meanwhile, as far as nothing depends on its
+cgroup: it waits for "placed" before a cgroup mount, before the hooks (3),
+and at the latest before it drops its privileges, when it makes the cgroup
+namespace (so nothing of the container runs outside the cgroups).  The
+limits are written before init is moved in: rewriting the v1 device rules
+denies every device for a moment.
 Why the fifo is opened O_RDWR here: such an open never blocks, and the fd
 is a reader init holds from the start, before it becomes an unprivileged
 user that could not reopen it; ``start`` then only needs to write.
