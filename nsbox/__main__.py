@@ -1,9 +1,3 @@
-import sys
+from nsbox.cli import launch
 
-from nsbox.cli import prelude
-
-prelude(sys.argv[1:])
-
-from nsbox.cli.main import entry  # noqa: E402
-
-entry()
+launch()

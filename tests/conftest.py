@@ -175,7 +175,9 @@ def in_child(fn, *args):
     return value
 
 
-def _mountpoints() -> set[str]:
+def mountpoints() -> set[str]:
+    """Every mount point of our mount namespace, from mountinfo (a directory
+    bound onto itself keeps its st_dev, so os.path.ismount misses it)."""
     with open("/proc/self/mountinfo") as f:
         return {line.split()[4] for line in f}
 
@@ -216,13 +218,13 @@ def _nothing_left_after_the_suite():
     if os.geteuid() != 0:
         yield
         return
-    before = (_mountpoints(), _nsbox_cgroups(), _nsbox_processes(), _state_dirs())
+    before = (mountpoints(), _nsbox_cgroups(), _nsbox_processes(), _state_dirs())
     yield
     import time
 
     deadline = time.monotonic() + 5  # a killed container's last processes are being reaped
     while True:
-        after = (_mountpoints(), _nsbox_cgroups(), _nsbox_processes(), _state_dirs())
+        after = (mountpoints(), _nsbox_cgroups(), _nsbox_processes(), _state_dirs())
         left = {name: sorted(now - then) for name, now, then in
                 zip(("mounts", "cgroups", "processes", "state dirs in /run/nsbox"), after, before) if now - then}
         if not left or time.monotonic() > deadline:

@@ -10,7 +10,7 @@ import subprocess
 
 import pytest
 
-from conftest import NSBOX, children_of, nsbox, ns_inode, requires_root, wait_for_line
+from conftest import NSBOX, children_of, mountpoints, nsbox, ns_inode, requires_root, wait_for_line
 from nsbox.cli import ns_ls
 from nsbox.errors import ProcessNotFound, UsageError
 from nsbox.toolkit import listing
@@ -534,25 +534,19 @@ def test_kernel_tree_by_parent_nests_pid_namespaces(background):
 NETNS = "nsbox-test-ls"
 
 
-def _is_mountpoint(path: str) -> bool:
-    """From mountinfo: a bind mount of a directory onto itself has the same st_dev (os.path.ismount misses it)."""
-    with open("/proc/self/mountinfo") as f:
-        return any(line.split()[4] == path for line in f)
-
-
 @pytest.fixture
 def netns():
     subprocess.run(["ip", "netns", "delete", NETNS], capture_output=True)  # a leftover of a killed run
     # `ip netns add` makes /run/netns a shared bind mount of itself, which
     # `ip netns delete` leaves: undo it if the test made it
-    had_mount = _is_mountpoint("/run/netns")
+    had_mount = "/run/netns" in mountpoints()
     had_dir = os.path.isdir("/run/netns")
     subprocess.run(["ip", "netns", "add", NETNS], check=True, capture_output=True)
     try:
         yield f"/run/netns/{NETNS}"
     finally:
         subprocess.run(["ip", "netns", "delete", NETNS], check=False, capture_output=True)
-        if not had_mount and _is_mountpoint("/run/netns"):
+        if not had_mount and "/run/netns" in mountpoints():
             subprocess.run(["umount", "/run/netns"], check=False)
         if not had_dir:
             with contextlib.suppress(OSError):

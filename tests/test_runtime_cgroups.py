@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 import os
 import subprocess
+import sys
 import time
 
 
@@ -56,6 +57,25 @@ def test_default_cgroup_path_and_removal(rt):  # noqa: F811
     assert cgroup_dirs(cid)
     rt("delete", "--force", cid, check=True)
     assert cgroup_dirs(cid) == []
+
+
+def test_init_is_in_its_cgroups_before_the_hooks_and_the_process(rt, tmp_path):  # noqa: F811
+    """Init is moved into its cgroups while it builds the rootfs: a prestart
+    hook already finds it there, and the process sees a cgroup namespace
+    rooted at the container's cgroup."""
+    seen = tmp_path / "init.cgroup"
+    copy = (f"import json, sys; pid = json.load(sys.stdin)['pid']; "
+            f"open({str(seen)!r}, 'w').write(open(f'/proc/{{pid}}/cgroup').read())")
+    b = rt.bundle(["cat", "/proc/self/cgroup"], hooks={"prestart": [{"path": sys.executable,
+                                                                       "args": [sys.executable, "-c", copy]}]})
+    path = read_config(b)["linux"]["cgroupsPath"]
+    r = rt("run", "--bundle", b, "placed", timeout=60)
+    assert r.returncode == 0, r.stderr
+    controllers = [line.split(":", 2) for line in seen.read_text().splitlines()]
+    memory = next(cg for _, names, cg in controllers if "memory" in names.split(","))
+    assert memory.endswith(path)
+    inside = [line.split(":", 2) for line in r.stdout.splitlines()]
+    assert inside and all(cg == "/" for _, _, cg in inside), r.stdout
 
 
 def test_memory_limit_oom_kills(rt):  # noqa: F811

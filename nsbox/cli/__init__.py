@@ -16,11 +16,17 @@ def verb_of(argv: list[str]) -> str | None:
     return argv[i] if i < len(argv) else None
 
 
-def prelude(argv: list[str]) -> None:
-    """What the launcher does before it imports the command line: a verb
-    that moves a process into a new cgroup starts paying the kernel's grace
-    period for that move now (~1 ms earlier than the verb itself could)."""
-    if verb_of(argv) in MOVING_VERBS:
+def launch() -> None:
+    """The nsbox command (bin/nsbox, python -m nsbox).  Before it imports the
+    command line, a verb that moves a process into a new cgroup starts
+    paying the kernel's grace period for that move (~1 ms earlier than the
+    verb itself could; nsbox.cgroups.warmup)."""
+    import sys
+
+    if verb_of(sys.argv[1:]) in MOVING_VERBS:
         from nsbox.cgroups import warmup
 
         warmup.ensure_started()
+    from nsbox.cli.main import entry
+
+    entry()

@@ -43,15 +43,22 @@ class Channel:
         return cls(to_runtime_r, to_container_w, "container"), cls(to_container_r, to_runtime_w, "runtime")
 
     def send(self, tag: str, payload: bytes = b"") -> None:
+        """Send one message.  When the other side is gone (EPIPE), the error
+        it left on the channel, if any, is raised: it says why."""
         body = tag.encode() + (b" " + payload if payload else b"")
         data = len(body).to_bytes(4, "little") + body
-        while data:
-            data = data[os.write(self.wfd, data):]
+        try:
+            while data:
+                data = data[os.write(self.wfd, data):]
+        except BrokenPipeError:
+            while self._next() is not None:
+                pass  # _next raises the error message when it comes to it
+            raise ChannelClosed(f"the {self.peer} side exited during setup") from None
 
     def send_error(self, exc: BaseException) -> None:
         try:
             self.send("error", errpipe.encode(exc))
-        except OSError:
+        except (OSError, ChannelClosed):
             pass  # the runtime is gone; nobody to tell
 
     def _read_exact(self, n: int) -> bytes:

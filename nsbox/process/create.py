@@ -187,15 +187,10 @@ def _hand_over(early: EarlyStage1, config: bytes, spec: Spec, fifo: str, opts: L
               "no_pivot": opts.no_pivot, "no_new_keyring": opts.no_new_keyring,
               "preserve_fds": opts.preserve_fds, "rootless": opts.rootless, "keyring_name": opts.keyring_name,
               "seccomp": opts.seccomp.to_record() if opts.seccomp is not None else None}
-    try:
-        early.runtime.send("launch", jsonio.dumps(header).encode())
-        early.runtime.send("config", config)
-        if opts.seccomp is not None:
-            early.runtime.send("bpf", opts.seccomp.bpf)
-    except BrokenPipeError:
-        # it died before the launch (it says why on the channel: raise that)
-        early.runtime.recv_tagged("error")
-        raise
+    early.runtime.send("launch", jsonio.dumps(header).encode())
+    early.runtime.send("config", config)
+    if opts.seccomp is not None:
+        early.runtime.send("bpf", opts.seccomp.bpf)
 
 
 def launch(spec: Spec, fifo: str, state_for_hooks: Callable[[int], bytes],
@@ -263,11 +258,7 @@ def launch(spec: Spec, fifo: str, state_for_hooks: Callable[[int], bytes],
                     apply_limits()
                 if cgroup is not None:
                     cgroup.add(init_pid)
-                try:
-                    runtime.send("placed")
-                except BrokenPipeError:
-                    runtime.recv_tagged("error")  # init failed meanwhile: raise its error
-                    raise
+                runtime.send("placed")  # if init failed meanwhile, this raises its error
             else:
                 seen_prestart = True
         state = state_for_hooks(init_pid) if synced else None
