@@ -18,8 +18,8 @@ import time
 
 from nsbox.errors import ExecError, NsboxError
 from nsbox.oci.state import CREATED, CREATING, PAUSED, RUNNING, STOPPED, oci_state, to_json
-from nsbox.state import (SECCOMP_CACHE, ContainerNotFound, InvalidState, StateDir, ensure_root, is_alive,
-                         process_start_time, write_atomic)
+from nsbox.state import (SECCOMP_CACHE, ContainerNotFound, InvalidState, StateDir, is_alive, process_start_time,
+                         write_atomic)
 
 SIGKILL = 9
 
@@ -78,6 +78,8 @@ class Container:
             raw, spec = parsed
         else:
             raw = oci_spec.read_config(bundle)
+            if early is not None:
+                early.send_config(raw, bundle)  # stage 1 parses it too, meanwhile
             spec = oci_spec.parse(raw, bundle, os.path.join(bundle, "config.json"))
         if spec.process is None:
             raise oci_spec.SpecError("process", "is required to create a container")
@@ -89,21 +91,21 @@ class Container:
         if opts.rootless and os.geteuid() != 0 and spec.linux.namespace("user") is None:
             raise oci_spec.SpecError("linux.namespaces", "a rootless container needs a user namespace (add "
                                      "{\"type\": \"user\"} and uidMappings/gidMappings; see nsbox spec --rootless)")
-        if spec.linux.seccomp is not None:
-            from nsbox.security.seccomp import compile_profile
-
-            ensure_root(root)  # with its mode, before the cache makes it
-            opts.seccomp = compile_profile(spec.linux.seccomp, cache_dir=os.path.join(root, SECCOMP_CACHE))
         cgroup: Cgroup | None = Cgroup.for_container(spec.linux.cgroups_path, container_id)
-        d = StateDir.create(root, container_id)
+        d = StateDir.create(root, container_id)  # and the state root, with its mode, before the cache makes it
         owned: Cgroup | None = None  # the cgroup to remove if what follows fails
         try:
-            # The config as it was at create: the spec says later edits of the
-            # bundle's config.json must not affect the container.
-            write_atomic(d.config, raw)
-            if opts.seccomp is not None:
-                write_atomic(d.seccomp, opts.seccomp.bpf)  # for exec
             d.make_fifo()
+
+            def meanwhile() -> None:
+                # The config as it was at create: the spec says later edits of
+                # the bundle's config.json must not affect the container.
+                write_atomic(d.config, raw)
+                if spec.linux.seccomp is not None:
+                    from nsbox.security.seccomp import compile_profile
+
+                    opts.seccomp = compile_profile(spec.linux.seccomp, cache_dir=os.path.join(root, SECCOMP_CACHE))
+                    write_atomic(d.seccomp, opts.seccomp.bpf)  # for exec
             annotations = spec.annotations
 
             def hook_state(pid: int) -> bytes:
@@ -119,7 +121,7 @@ class Container:
                     cgroup.apply(spec.linux.resources, devices=not opts.rootless)
 
             try:
-                pid = launch(spec, d.fifo, hook_state, opts, cgroup, apply_limits, early, raw)
+                pid = launch(spec, d.fifo, hook_state, opts, cgroup, apply_limits, early, raw, meanwhile)
             except ExecError as e:
                 # the program is missing: for the runtime that is a failed create (exit 1), as in runc
                 raise NsboxError(str(e)) from None

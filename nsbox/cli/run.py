@@ -43,6 +43,7 @@ def _run(argv: list[str], ctx, early) -> int:  # type: ignore[no-untyped-def]
     console = None
     bundle = os.path.abspath(str(o["bundle"] or "."))
     raw = oci_spec.read_config(bundle)
+    early.send_config(raw, bundle)  # stage 1 parses it too, meanwhile
     spec = oci_spec.parse(raw, bundle, os.path.join(bundle, "config.json"))
     if not detach and not opts.console_socket and spec.process is not None and spec.process.terminal:
         # In the foreground a terminal is ours to proxy: make our own console socket.

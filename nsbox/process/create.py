@@ -19,7 +19,7 @@
     reap stage 1                     exit                              pivot_root, ... (see init.py),
     cgroups: apply the limits,                                         as far as it can go before
     then put init into them                                            it is in the cgroups:
-        ------------------------------------------------- "placed" -->  wait for "placed", then
+        ---------------------------------------- "placed" [+ "bpf"] -->  wait for "placed", then
                                                                        unshare(CLONE_NEWCGROUP)
     (3) <----------------------------------------------- "prestart" --+  (only with
     prestart, createRuntime hooks                                      |   hooks to run)
@@ -41,9 +41,15 @@ Why two forks: a new PID namespace applies to the children of the process
 that unshares it, and the runtime itself must stay outside every namespace.
 Why stage 1 may be older than the launch: ``create`` and ``run`` fork it as
 they start (EarlyStage1), so that its imports run on the other core while
-the runtime parses the bundle; at launch it is sent the config bytes, the
-fifo's path and the compiled filter ("launch", "config", "bpf") and goes on
-from the top of the diagram.
+the runtime parses the bundle; it is sent the config bytes ("config") as
+soon as the runtime has read them, parses them meanwhile, and at launch
+is sent the fifo's path ("launch") and goes on from the top of the
+diagram.
+Why the filter comes with "placed": the runtime hands over the launch as
+soon as the bundle is checked and the state directory exists, and only
+then compiles linux.seccomp (or finds it in the cache) and saves the
+config, while the container's side sets up; init needs the filter only
+at the end.
 Why init is placed in its cgroups only after it is born: the first
 migration into a new cgroup waits for an RCU grace period (10-15 ms here;
 runc and crun pay it too, and nsbox.cgroups.warmup starts paying it early),
@@ -105,7 +111,8 @@ class LaunchOptions:
         self.subreaper = False
         #: the session keyring the container gets (Container.create names it after the id)
         self.keyring_name: str | None = None
-        #: the compiled linux.seccomp (Container.create compiles it before anything exists)
+        #: the compiled linux.seccomp (Container.create compiles it while init
+        #: sets up; init is sent it with "placed")
         self.seccomp: Program | None = None
         #: the runtime runs without root: what it needs of /proc/<stage 1> and
         #: /proc/<init> must stay open to it (made in the runtime, or in an early
@@ -132,17 +139,25 @@ class EarlyStage1:
     makes the state directory (~10 ms); an early stage 1 spends that time,
     on the other core, importing what the container's side runs (ctypes,
     nsbox.rootfs, ...), which a stage 1 forked at launch does on the
-    critical path.  At launch it is sent the config.json bytes the runtime
-    parsed and parses them itself (a Spec does not cross a pipe more cheaply:
-    pickle costs 5 ms to import).  A launch with a terminal does not use it:
-    the runtime connects the console socket, and stage 1 must inherit it.
+    critical path.  It is sent the config.json bytes as soon as the runtime
+    has read them, and parses them itself while the runtime does (a Spec
+    does not cross a pipe more cheaply: pickle costs 5 ms to import).  A
+    launch with a terminal does not use it: the runtime connects the
+    console socket, and stage 1 must inherit it.
     """
 
-    __slots__ = ("runtime", "pid", "taken")
+    __slots__ = ("runtime", "pid", "taken", "config_sent")
 
     def __init__(self) -> None:
         self.runtime, self.pid = fork_with_channel(_early_stage1)
         self.taken = False
+        self.config_sent = False
+
+    def send_config(self, config: bytes, bundle: str) -> None:
+        """The bundle's config.json bytes, for stage 1 to parse (once; before the launch)."""
+        if not self.config_sent:
+            self.config_sent = True
+            self.runtime.send("config", os.fsencode(bundle) + b"\0" + config)
 
     def close(self) -> None:
         """Stop it unless a launch took it (the verb failed before launching)."""
@@ -165,16 +180,13 @@ def _early_stage1(chan: Channel) -> None:
 
     _proc.set_name("nsbox:[stage1]")
     preload(seccomp=True)  # the defaults of podman, containerd and nsbox spec all have a filter
+    bundle, _, config = chan.recv("config").partition(b"\0")
+    bundle_dir = os.fsdecode(bundle)
+    spec = parse(config, bundle_dir, os.path.join(bundle_dir, "config.json"))
     header = jsonio.loads(chan.recv("launch"))
-    config = chan.recv("config")
-    spec = parse(config, header["bundle"], header["where"])
     opts = LaunchOptions(no_pivot=header["no_pivot"], no_new_keyring=header["no_new_keyring"],
                          preserve_fds=header["preserve_fds"], rootless=header["rootless"])
     opts.keyring_name = header["keyring_name"]
-    if header["seccomp"] is not None:
-        from nsbox.security.seccomp import Program
-
-        opts.seccomp = Program.from_record(header["seccomp"], chan.recv("bpf"))
     fifo_fd = os.open(header["fifo"], os.O_RDWR | os.O_CLOEXEC)
     join, new = namespace_plan(spec)
     _stage1(spec, chan, fifo_fd, join, new, opts, None)
@@ -183,28 +195,39 @@ def _early_stage1(chan: Channel) -> None:
 def _hand_over(early: EarlyStage1, config: bytes, spec: Spec, fifo: str, opts: LaunchOptions) -> None:
     from nsbox import jsonio
 
-    header = {"bundle": spec.bundle, "where": os.path.join(spec.bundle, "config.json"), "fifo": fifo,
-              "no_pivot": opts.no_pivot, "no_new_keyring": opts.no_new_keyring,
-              "preserve_fds": opts.preserve_fds, "rootless": opts.rootless, "keyring_name": opts.keyring_name,
-              "seccomp": opts.seccomp.to_record() if opts.seccomp is not None else None}
+    early.send_config(config, spec.bundle)
+    header = {"fifo": fifo, "no_pivot": opts.no_pivot, "no_new_keyring": opts.no_new_keyring,
+              "preserve_fds": opts.preserve_fds, "rootless": opts.rootless, "keyring_name": opts.keyring_name}
     early.runtime.send("launch", jsonio.dumps(header).encode())
-    early.runtime.send("config", config)
-    if opts.seccomp is not None:
-        early.runtime.send("bpf", opts.seccomp.bpf)
+
+
+def _send_placed(runtime: Channel, program: Program | None) -> None:
+    """Say "placed", with the compiled filter init installs last (it is made
+    while init sets up, so it does not delay the launch)."""
+    if program is None:
+        runtime.send("placed")
+        return
+    from nsbox import jsonio
+
+    runtime.send("placed", jsonio.dumps(program.to_record()).encode())
+    runtime.send("bpf", program.bpf)
 
 
 def launch(spec: Spec, fifo: str, state_for_hooks: Callable[[int], bytes],
            opts: LaunchOptions, cgroup: Cgroup | None = None,
            apply_limits: Callable[[], None] | None = None,
-           early: EarlyStage1 | None = None, config: bytes = b"") -> int:
+           early: EarlyStage1 | None = None, config: bytes = b"",
+           meanwhile: Callable[[], None] | None = None) -> int:
     """Run the handshake; returns init's pid (in our PID namespace) once init is parked.
 
     *state_for_hooks(pid)* gives the state JSON the hooks read.  *cgroup*
     is created and receives stage 1 right after the fork; *apply_limits()*
     then writes its limits while stage 1 works.  *early*: a stage 1 forked
     when the verb started, to be sent *config*, the config.json bytes
-    *spec* was parsed from.  On failure, init is killed before the error
-    is raised.
+    *spec* was parsed from.  *meanwhile()* is the runtime's own work that
+    the container's side does not wait for (it may set ``opts.seccomp``,
+    which init is sent once placed).  On failure, init is killed before
+    the error is raised.
     """
     join, new = namespace_plan(spec)
     console = None
@@ -239,6 +262,8 @@ def launch(spec: Spec, fifo: str, state_for_hooks: Callable[[int], bytes],
         if cgroup is not None:
             cgroup.preload()  # apply_limits will be on the critical path, its imports need not
             cgroup.create()  # meanwhile stage 1 makes the namespaces, and forks init
+        if meanwhile is not None:
+            meanwhile()
         # (1), (2) and (3); init may reach "prestart" only once placed.
         # Without hooks to run there init does not stop (3).
         synced = needs_prestart_sync(spec)
@@ -258,7 +283,7 @@ def launch(spec: Spec, fifo: str, state_for_hooks: Callable[[int], bytes],
                     apply_limits()
                 if cgroup is not None:
                     cgroup.add(init_pid)
-                runtime.send("placed")  # if init failed meanwhile, this raises its error
+                _send_placed(runtime, opts.seccomp)  # if init failed meanwhile, this raises its error
             else:
                 seen_prestart = True
         state = state_for_hooks(init_pid) if synced else None
@@ -312,7 +337,7 @@ def _stage1(spec: Spec, chan: Channel, fifo_fd: int, join: list[tuple[int, str]]
 
     # Before any namespace changes what we can read: in a user namespace the
     # host's Python library (owned by the host's root) may be out of reach.
-    preload(hooks=any(spec.hooks.values()), terminal=console is not None, seccomp=opts.seccomp is not None)
+    preload(hooks=any(spec.hooks.values()), terminal=console is not None, seccomp=spec.linux.seccomp is not None)
     _proc.set_name("nsbox:[stage1]")
     # Not dumpable from here to execve: no process of the container may
     # ptrace us or open /proc/<init>/exe, which is the host's interpreter

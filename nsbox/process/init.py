@@ -87,7 +87,12 @@ def container_init(spec: Spec, chan: Channel, fifo_fd: int, opts: LaunchOptions,
     def placed() -> None:
         nonlocal in_cgroups
         if not in_cgroups:
-            chan.recv("placed")
+            program = chan.recv("placed")  # and the compiled filter, if there is one
+            if program:
+                from nsbox import jsonio
+                from nsbox.security.seccomp import Program
+
+                opts.seccomp = Program.from_record(jsonio.loads(program), chan.recv("bpf"))
             if new_cgroupns:
                 from nsbox._sys.ns import unshare
 
