@@ -8,17 +8,20 @@ for about one more grace period after the writer leaves, during which
 further writers pass at once.  runc and crun pay that wait in the middle of
 every create, between placing their first process and letting it go on.
 
-``start()`` pays it at the beginning of a verb instead, in a throwaway child
-that moves itself into the cgroup it already is in (a move that changes
-nothing), while the runtime goes on importing and parsing the bundle, and
-that repeats the move every few milliseconds, each one extending the slow
-mode by a grace period, until the runtime is gone or ``LINGER`` is over.
-When the runtime places the container's first process, the rwsem is in its
-slow mode and the write returns at once.  If the child is slower than the
-runtime, the runtime's own write waits for it on the cgroup mutex, which
-costs no more than the grace period it would have paid itself.  The
-host-wide fix is the cgroup2 mount option ``favordynmods`` (Linux 6.0+),
-which keeps the rwsem in its slow mode for good.
+``start()`` pays it at the beginning of a verb instead, in a thread that
+moves its own process into the cgroup it already is in (a move that changes
+nothing), while the verb goes on importing and parsing the bundle (the
+write waits in the kernel, without the GIL), and that repeats the move
+every few milliseconds, each one extending the slow mode by a grace
+period, until ``LINGER`` is over or the verb exits.  When the runtime
+places the container's first process, the rwsem is in its slow mode and
+the write returns at once.  If the thread is slower than the runtime, the
+runtime's own write waits for it on the cgroup mutex, which costs no more
+than the grace period it would have paid itself.  (A verb that fails
+before that may wait for the thread's first write at its exit, at most a
+grace period.)  The host-wide fix is the cgroup2 mount option
+``favordynmods`` (Linux 6.0+), which keeps the rwsem in its slow mode for
+good.
 """
 
 from __future__ import annotations
@@ -26,7 +29,7 @@ from __future__ import annotations
 import os
 
 
-#: how long the child keeps the rwsem warm (seconds), and how often it moves
+#: how long the thread keeps the rwsem warm (seconds), and how often it moves
 #: (well under a grace period, so that the slow mode never lapses)
 LINGER = 0.15
 INTERVAL = 0.003
@@ -45,39 +48,32 @@ def ensure_started() -> None:
 
 
 def start(proc: str = "/proc/self") -> int | None:
-    """Fork the child that keeps the rwsem warm; returns its pid (reaped by
-    whoever waits for children), or None when no cgroup of ours was found."""
+    """Start the thread that keeps the rwsem warm; returns its id, or None
+    when no cgroup of ours was found.  A thread, not a child process: after
+    a fork the parent takes a page fault on the first write to every page
+    it had (a few hundred, ~3 us each on this kind of VM), and the thread
+    needs nothing to end it: it dies with the verb."""
+    import _thread  # threading's own import costs ~1 ms
+
     path = own_procs_file(proc)
     if path is None:
         return None
-    parent = os.getpid()
-    pid = os.fork()
-    if pid == 0:
-        _keep_warm(path, parent)
-        os._exit(0)
-    return pid
+    return _thread.start_new_thread(_keep_warm, (path,))
 
 
-def _keep_warm(path: str, parent: int) -> None:
+def _keep_warm(path: str) -> None:
     import time
 
     deadline = time.monotonic() + LINGER
     try:
-        with open("/proc/self/comm", "w") as f:
-            f.write("nsbox:[warmup]")  # what ps shows (prctl would need ctypes)
-    except OSError:
-        pass
-    try:
         fd = os.open(path, os.O_WRONLY | os.O_CLOEXEC)
     except OSError:
         return  # not ours to write (rootless): nothing to warm up then
-    # hold none of the verb's fds (its stdout pipe, a client's fds): whoever
-    # waits for their end must not wait for us
-    os.closerange(0, fd)
-    os.closerange(fd + 1, 1 << 20)
     try:
-        while os.getppid() == parent and time.monotonic() < deadline:
-            os.write(fd, b"0")  # "0": the writer itself, into the cgroup it is in
+        # "0": the writer's own process, into the cgroup it is in.  The
+        # write waits out the grace period in the kernel, without the GIL.
+        while time.monotonic() < deadline:
+            os.write(fd, b"0")
             time.sleep(INTERVAL)
     except OSError:
         pass
