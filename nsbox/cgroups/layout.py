@@ -31,7 +31,10 @@ import posixpath
 
 from nsbox.cgroups.errors import CgroupError
 from nsbox.cgroups.kinds import HYBRID, V1, V2
-from nsbox.mountinfo import MountInfo, parse_mountinfo
+
+TYPE_CHECKING = False
+if TYPE_CHECKING:
+    from nsbox.mountinfo import MountInfo
 
 #: super options of a v1 cgroup mount that are mount flags, not controllers
 _NOT_CONTROLLERS = {"rw", "ro", "noprefix", "clone_children", "xattr", "cpuset_v2_mode", "favordynmods",
@@ -133,6 +136,8 @@ def detect(mountinfo_text: str, proc_cgroup_text: str, cgroup_path: str,
            ) -> tuple[str, list[Hierarchy]]:
     """The mode (v1, v2, hybrid) and the hierarchies, each with the directory
     *cgroup_path* (already cleaned: absolute, or relative to our own cgroup) names."""
+    from nsbox.mountinfo import parse_mountinfo  # here: the verbs after create read no mountinfo
+
     mounts = parse_mountinfo(mountinfo_text)
     own = parse_proc_cgroup(proc_cgroup_text)
     seen: dict[tuple[str, ...], MountInfo] = {}

@@ -204,12 +204,7 @@ def entry() -> None:
     """The console script.  Exits with os._exit after flushing: interpreter
     teardown is a measurable slice of a hot verb's run time, and nothing of
     ours needs it."""
-    import gc
-
-    # A verb lives for milliseconds and makes few cycles; a collection (one
-    # runs during start-up, and again in forked children) costs 1-2 ms.
-    gc.disable()
-    code = main()
+    code = main()  # with the collector off (launch)
     for stream in (sys.stdout, sys.stderr):
         try:
             stream.flush()
