@@ -359,7 +359,9 @@ class Container:
         status = self.status()
         if status in (RUNNING, PAUSED) and not force:
             raise InvalidState(f"cannot delete a {status} container (stop it, or use delete --force)")
-        cgroup = self.cgroup()
+        cgroup = None
+        if status != STOPPED or not self._remove_empty_cgroup():
+            cgroup = self.cgroup()
         if cgroup is not None:
             _kill_all_in(cgroup)  # also what a stopped init left behind, when it had no PID namespace
             self._wait_stopped()
@@ -388,6 +390,17 @@ class Container:
 
         return run_hooks_warning(spec.hooks["poststop"], "poststop", to_json(oci_state(
             self.id, STOPPED, 0, self.bundle, spec.annotations)))
+
+    def _remove_empty_cgroup(self) -> bool:
+        """The common end of a stopped container: its cgroups are empty, and
+        removing them needs no more than rmdir (nor the cgroups package).
+        False when there are none, or they are not empty: Cgroup's turn."""
+        record = self.record.get("cgroup")
+        if not isinstance(record, dict):
+            return False
+        from nsbox.cgroups.recorded import remove_if_empty
+
+        return remove_if_empty(record)
 
     def _has_hooks(self, phase: str) -> bool:
         hooks = self.record.get("hooks")

@@ -1259,3 +1259,62 @@ def test_v2_stats_shape_and_values(tmp_path, kernel):
 def test_stats_of_a_removed_cgroup_are_zeros(tmp_path):
     s = hybrid_host(tmp_path).cgroup().stats()
     assert s["memory"]["usage"]["usage"] == 0 and s["pids"]["current"] == 0
+
+
+# --- recorded: delete's rmdir-only way for a stopped container -------------
+
+def _record(tmp_path, mode, hierarchies):
+    """A Cgroup.to_record() of *hierarchies* ((kind, controllers, name)) made
+    as directories under tmp_path, each with the container's dir inside."""
+    out = []
+    for kind, controllers, name in hierarchies:
+        d = tmp_path / name / "nsbox-c"
+        d.mkdir(parents=True)
+        out.append({"kind": kind, "controllers": controllers, "mountpoint": str(tmp_path / name), "dir": str(d)})
+    return {"version": 1, "mode": mode, "path": "/nsbox-c", "hierarchies": out}
+
+
+def test_procs_source_is_the_hierarchy_cgroup_pids_reads():
+    from nsbox.cgroups.recorded import procs_source
+
+    v1 = [("v1", ["cpu"]), ("v1", ["memory"]), ("v1", ["pids"]), ("v2", [])]
+    assert procs_source("hybrid", v1) == 2  # pids first
+    assert procs_source("hybrid", v1[:2] + v1[3:]) == 1  # then memory
+    assert procs_source("hybrid", [("v1", ["cpu"]), ("v2", [])]) == 1  # then v2
+    assert procs_source("v1", [("v1", ["cpu"])]) == 0  # then the first
+    assert procs_source("v2", [("v2", ["memory", "pids"])]) == 0
+    assert procs_source("v1", []) is None
+
+
+def test_remove_if_empty_removes_every_dir(tmp_path):
+    from nsbox.cgroups.recorded import remove_if_empty
+
+    record = _record(tmp_path, "hybrid", [("v1", ["cpu"], "cpu"), ("v1", ["pids"], "pids"), ("v2", [], "unified")])
+    os.rmdir(record["hierarchies"][0]["dir"])  # already gone: fine
+    assert remove_if_empty(record) is True
+    assert not any(os.path.exists(h["dir"]) for h in record["hierarchies"])
+
+
+def test_remove_if_empty_stops_at_a_busy_dir_and_keeps_the_one_that_lists_the_processes(tmp_path):
+    """A sub-cgroup makes rmdir fail (as processes inside do): False, and the
+    pids hierarchy, tried last, is still there for Cgroup to find them in."""
+    from nsbox.cgroups.recorded import remove_if_empty
+
+    record = _record(tmp_path, "v1", [("v1", ["pids"], "pids"), ("v1", ["cpu"], "cpu"), ("v1", ["memory"], "mem")])
+    busy = record["hierarchies"][2]["dir"]
+    os.mkdir(os.path.join(busy, "sub"))
+    assert remove_if_empty(record) is False
+    assert not os.path.exists(record["hierarchies"][1]["dir"])  # empty: removed on the way
+    assert os.path.isdir(busy) and os.path.isdir(record["hierarchies"][0]["dir"])
+
+
+@pytest.mark.parametrize("bad", [
+    None, {"version": 2, "mode": "v1", "hierarchies": []}, {"version": 1, "mode": "v1", "hierarchies": None},
+    {"version": 1, "mode": "v1", "hierarchies": ["x"]},
+    {"version": 1, "mode": "v1", "hierarchies": [{"kind": "v1", "controllers": ["cpu"], "mountpoint": "/a",
+                                                  "dir": "/b/c"}]},  # not under its mount
+])
+def test_remove_if_empty_leaves_a_record_it_does_not_know_to_cgroup(tmp_path, bad):
+    from nsbox.cgroups.recorded import remove_if_empty
+
+    assert remove_if_empty(bad) is False

@@ -169,3 +169,28 @@ def test_a_limit_the_host_refuses_fails_create_and_leaves_nothing(rt):  # noqa: 
     assert r.returncode == 1 and "cpuset" in r.stderr and r.stderr.count("\n") == 1
     assert hierarchies_with(read_config(b)["linux"]["cgroupsPath"]) == []
     assert not os.path.exists(os.path.join(rt.root, "badcpu"))
+
+
+def test_delete_of_a_stopped_container_kills_what_its_init_left_and_removes_the_cgroups(rt):  # noqa: F811
+    """Without a PID namespace the kernel does not end init's children with
+    it: the container is stopped, yet its cgroups are not empty.  delete (no
+    --force needed: it is stopped) kills what is left and still removes
+    every cgroup (rmdir alone, delete's way for an empty one, cannot)."""
+    from nsbox.state import process_start_time
+
+    linux = _linux()
+    linux["namespaces"] = [ns for ns in linux["namespaces"] if ns["type"] != "pid"]
+    rt.create("left", ["sh", "-c", "sleep 60 & echo $! > /tmp/left-behind"], linux=linux)
+    path = read_config(rt.tmp / f"bundle{rt.count}")["linux"]["cgroupsPath"]
+    rt("start", "left", check=True)
+    rt.wait_status("left", "stopped")
+    pid_file = os.path.join(rt.rootfs, "tmp", "left-behind")
+    deadline = time.monotonic() + 10
+    while not os.path.exists(pid_file) and time.monotonic() < deadline:
+        time.sleep(0.02)
+    left = int(open(pid_file).read())
+    assert process_start_time(left) is not None  # alive, in the container's cgroups
+    assert hierarchies_with(path)
+    rt("delete", "left", check=True)
+    assert process_start_time(left) is None  # killed (a zombie at most: the host's init reaps it)
+    assert hierarchies_with(path) == []

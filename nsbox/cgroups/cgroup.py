@@ -32,6 +32,7 @@ from nsbox.cgroups import tree
 from nsbox.cgroups.errors import CgroupError
 from nsbox.cgroups.files import Files
 from nsbox.cgroups.layout import HYBRID, V1, V2, Hierarchy, clean_path, detect
+from nsbox.cgroups.recorded import RECORD_VERSION, procs_source
 
 # The limit and stats machinery (resources, devices, v1, v2, stats) is
 # imported where it is used: state, kill, ps, pause and delete need none of
@@ -43,8 +44,6 @@ if TYPE_CHECKING:
     from nsbox.cgroups.resources import DeviceRule, Resources
 
 ROOT = "linux.resources"
-
-RECORD_VERSION = 1
 
 #: section -> (v1 controller, v2 controller or None)
 CONTROLLERS = {
@@ -144,9 +143,8 @@ class Cgroup:
     def pids(self) -> list[int]:
         """Every process in the cgroup, sub-cgroups included (any one hierarchy
         sees them all; pids, memory or the v2 tree by preference)."""
-        h = (self._v2() if self.mode == V2 else None) or self.hierarchy("pids") or self.hierarchy("memory") \
-            or self._v2() or (self.hierarchies[0] if self.hierarchies else None)
-        return tree.procs(h.dir) if h is not None else []
+        i = procs_source(self.mode, [(h.kind, h.controllers) for h in self.hierarchies])
+        return tree.procs(self.hierarchies[i].dir) if i is not None else []
 
     def destroy(self) -> None:
         """Remove the cgroup in every hierarchy, sub-cgroups first; fine when already gone.

@@ -82,14 +82,14 @@ class Hierarchy:
 
     @classmethod
     def from_record(cls, d: object) -> Hierarchy:
+        from nsbox.cgroups.recorded import hierarchy_fields
+
         if not isinstance(d, dict):
             raise CgroupError("cgroup record: a hierarchy must be an object")
-        kind, controllers, mountpoint, directory = (d.get(k) for k in ("kind", "controllers", "mountpoint", "dir"))
-        if (kind not in (V1, V2) or not isinstance(controllers, list)
-                or not all(isinstance(c, str) for c in controllers)
-                or not isinstance(mountpoint, str) or not isinstance(directory, str)
-                or not directory.startswith(mountpoint.rstrip("/") + "/")):
+        fields = hierarchy_fields(d)
+        if fields is None:
             raise CgroupError(f"cgroup record: malformed hierarchy {d!r}")
+        kind, controllers, mountpoint, directory = fields
         return cls(kind, tuple(controllers), mountpoint, directory, bool(d.get("noprefix")))
 
     def __repr__(self) -> str:
