@@ -67,7 +67,6 @@ class Container:
         their Spec), launch init (through *early*, a stage 1 forked when the
         verb started, if given) and leave it parked; nothing is left behind
         when any step fails."""
-        from nsbox.cgroups import Cgroup
         from nsbox.oci import spec as oci_spec
         from nsbox.oci.features import unsupported
         from nsbox.process.create import launch
@@ -91,11 +90,22 @@ class Container:
         if opts.rootless and os.geteuid() != 0 and spec.linux.namespace("user") is None:
             raise oci_spec.SpecError("linux.namespaces", "a rootless container needs a user namespace (add "
                                      "{\"type\": \"user\"} and uidMappings/gidMappings; see nsbox spec --rootless)")
-        cgroup: Cgroup | None = Cgroup.for_container(spec.linux.cgroups_path, container_id)
         d = StateDir.create(root, container_id)  # and the state root, with its mode, before the cache makes it
-        owned: Cgroup | None = None  # the cgroup to remove if what follows fails
+        owned: Cgroup | None = None  # the cgroup, once known: to remove if what follows fails
         try:
             d.make_fifo()
+
+            def find_cgroup() -> Cgroup | None:
+                # after the hand-over: the cgroups package and the mountinfo
+                # it reads are none of the container's side's business
+                nonlocal owned
+                from nsbox.cgroups import Cgroup
+
+                cgroup: Cgroup | None = Cgroup.for_container(spec.linux.cgroups_path, container_id)
+                if opts.rootless:
+                    cgroup = _cgroup_if_permitted(cgroup, spec.linux.resources)
+                owned = cgroup
+                return cgroup
 
             def meanwhile() -> None:
                 # The config as it was at create: the spec says later edits of
@@ -112,16 +122,12 @@ class Container:
                 return to_json(oci_state(container_id, CREATING, pid, bundle, annotations))
 
             opts.keyring_name = f"_ses.{container_id}"
-            if opts.rootless:
-                cgroup = _cgroup_if_permitted(cgroup, spec.linux.resources)
-            owned = cgroup
 
-            def apply_limits() -> None:
-                if cgroup is not None:
-                    cgroup.apply(spec.linux.resources, devices=not opts.rootless)
+            def apply_limits(cgroup: Cgroup) -> None:
+                cgroup.apply(spec.linux.resources, devices=not opts.rootless)
 
             try:
-                pid = launch(spec, d.fifo, hook_state, opts, cgroup, apply_limits, early, raw, meanwhile)
+                pid = launch(spec, d.fifo, hook_state, opts, find_cgroup, apply_limits, early, raw, meanwhile)
             except ExecError as e:
                 # the program is missing: for the runtime that is a failed create (exit 1), as in runc
                 raise NsboxError(str(e)) from None
@@ -133,7 +139,7 @@ class Container:
                 "owner": os.getuid(),
                 # so start and delete parse the config only when they have hooks to run
                 "hooks": [phase for phase, hooks in spec.hooks.items() if hooks],
-                "cgroup": cgroup.to_record() if cgroup is not None else None,
+                "cgroup": owned.to_record() if owned is not None else None,
             }
             if opts.seccomp is not None:
                 record["seccomp"] = opts.seccomp.to_record()
@@ -153,8 +159,8 @@ class Container:
             d.remove()
             raise
         container = cls(d, record)
-        if cgroup is not None:
-            container.warnings = list(cgroup.warnings)  # what the limits could not enforce
+        if owned is not None:
+            container.warnings = list(owned.warnings)  # what the limits could not enforce
         return container
 
     # -- queries -----------------------------------------------------------

@@ -31,14 +31,11 @@ import posixpath
 
 from nsbox.cgroups.errors import CgroupError
 from nsbox.cgroups.kinds import HYBRID, V1, V2
+from nsbox.cgroups.own import dir_under, own_path, parse_proc_cgroup, v1_controllers
 
 TYPE_CHECKING = False
 if TYPE_CHECKING:
     from nsbox.mountinfo import MountInfo
-
-#: super options of a v1 cgroup mount that are mount flags, not controllers
-_NOT_CONTROLLERS = {"rw", "ro", "noprefix", "clone_children", "xattr", "cpuset_v2_mode", "favordynmods",
-                    "nofavordynmods", "none", "nsdelegate", "memory_localevents", "memory_recursiveprot"}
 
 #: a v1 controller and the name the same controller has in cgroup v2
 _V2_NAME = {"blkio": "io"}
@@ -103,27 +100,6 @@ class Hierarchy:
 DEFAULT_PREFIX = "nsbox-"
 
 
-def parse_proc_cgroup(text: str) -> dict[str, str]:
-    """/proc/PID/cgroup as {hierarchy key: path}; the v2 line's key is ``""``."""
-    own = {}
-    for line in text.splitlines():
-        parts = line.split(":", 2)
-        if len(parts) == 3:
-            own[parts[1]] = parts[2]
-    return own
-
-
-def v1_controllers(mi: MountInfo) -> tuple[str, ...]:
-    """The controllers (or ``name=``) a v1 cgroup mount holds, from its super options."""
-    out = []
-    for opt in mi.super_options.split(","):
-        if opt.startswith("name="):
-            out.append(opt)
-        elif opt and "=" not in opt and opt not in _NOT_CONTROLLERS:
-            out.append(opt)
-    return tuple(out)
-
-
 def _read(path: str) -> str:
     try:
         with open(path) as f:
@@ -144,7 +120,7 @@ def detect(mountinfo_text: str, proc_cgroup_text: str, cgroup_path: str,
     v2_mount: MountInfo | None = None
     for mi in mounts:
         if mi.fstype == "cgroup":
-            ctrls = v1_controllers(mi)
+            ctrls = v1_controllers(mi.super_options)
             # the same hierarchy mounted twice (a bind mount): keep the one
             # showing the most of it (the shortest root)
             if ctrls and (ctrls not in seen or len(mi.root) < len(seen[ctrls].root)):
@@ -184,20 +160,16 @@ def _place(mi: MountInfo, own: dict[str, str], key: str, cgroup_path: str) -> st
 def own_dir(mi: MountInfo, own: dict[str, str], key: str, cgroup_path: str = "") -> str:
     """Our own cgroup's directory in the hierarchy *key* mounted at *mi*
     (*own*: parse_proc_cgroup); CgroupError when it is not under that mount."""
-    mine = own.get(key)
-    if mine is None:
-        # /proc/self/cgroup may name co-mounted controllers in another order
-        wanted = set(key.split(","))
-        mine = next((p for k, p in own.items() if k and set(k.split(",")) == wanted), None)
+    mine = own_path(own, key)
     if mine is None:
         raise CgroupError(f"cgroupsPath {cgroup_path!r} is relative, but /proc/self/cgroup does not name our "
                           f"cgroup in the {key or 'cgroup2'} hierarchy", json_path="linux.cgroupsPath")
-    root = mi.root.rstrip("/")
-    if mine != root and not mine.startswith(root + "/"):
+    found = dir_under(mi.mountpoint, mi.root, mine)
+    if found is None:
         raise CgroupError(f"cgroupsPath {cgroup_path!r} is relative, but our cgroup {mine} in the "
                           f"{key or 'cgroup2'} hierarchy is outside its mount {mi.mountpoint} (root {mi.root})",
                           json_path="linux.cgroupsPath")
-    return mi.mountpoint.rstrip("/") + mine[len(root):]
+    return found
 
 
 def clean_path(cgroups_path: str | None, container_id: str) -> str:

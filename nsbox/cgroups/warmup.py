@@ -83,9 +83,9 @@ def _keep_warm(path: str) -> None:
 
 def own_procs_file(proc: str = "/proc/self") -> str | None:
     """The ``cgroup.procs`` of our own cgroup in the first hierarchy that
-    /proc/self/mountinfo shows mounted (cgroup v1 or v2)."""
-    from nsbox.cgroups.errors import CgroupError
-    from nsbox.cgroups.layout import own_dir, parse_proc_cgroup, v1_controllers
+    /proc/self/mountinfo shows mounted (cgroup v1 or v2).  Read with
+    nsbox.cgroups.own alone: this runs before the verb's imports."""
+    from nsbox.cgroups.own import dir_under, own_path, parse_proc_cgroup, v1_controllers
     from nsbox.mountinfo import parse_mountinfo
 
     try:
@@ -99,11 +99,12 @@ def own_procs_file(proc: str = "/proc/self") -> str | None:
         if mi.fstype == "cgroup2":
             key = ""
         elif mi.fstype == "cgroup":
-            key = ",".join(v1_controllers(mi))
+            key = ",".join(v1_controllers(mi.super_options))
         else:
             continue
-        try:
-            return own_dir(mi, own, key).rstrip("/") + "/cgroup.procs"
-        except CgroupError:
-            continue  # not our hierarchy to reach from here
+        path = own_path(own, key)
+        found = dir_under(mi.mountpoint, mi.root, path) if path is not None else None
+        if found is not None:
+            return found.rstrip("/") + "/cgroup.procs"
+        # else not our hierarchy to reach from here: the next one
     return None

@@ -214,15 +214,17 @@ def _send_placed(runtime: Channel, program: Program | None) -> None:
 
 
 def launch(spec: Spec, fifo: str, state_for_hooks: Callable[[int], bytes],
-           opts: LaunchOptions, cgroup: Cgroup | None = None,
-           apply_limits: Callable[[], None] | None = None,
+           opts: LaunchOptions, find_cgroup: Callable[[], Cgroup | None] | None = None,
+           apply_limits: Callable[[Cgroup], None] | None = None,
            early: EarlyStage1 | None = None, config: bytes = b"",
            meanwhile: Callable[[], None] | None = None) -> int:
     """Run the handshake; returns init's pid (in our PID namespace) once init is parked.
 
-    *state_for_hooks(pid)* gives the state JSON the hooks read.  *cgroup*
-    is created and receives stage 1 right after the fork; *apply_limits()*
-    then writes its limits while stage 1 works.  *early*: a stage 1 forked
+    *state_for_hooks(pid)* gives the state JSON the hooks read.
+    *find_cgroup()* says where the container's cgroups go (None: nowhere);
+    they are made once stage 1 has the launch, and *apply_limits(cgroup)*
+    writes their limits when init is born, before it is moved in (the
+    "placed" step).  *early*: a stage 1 forked
     when the verb started, to be sent *config*, the config.json bytes
     *spec* was parsed from.  *meanwhile()* is the runtime's own work that
     the container's side does not wait for (it may set ``opts.seccomp``,
@@ -259,9 +261,11 @@ def launch(spec: Spec, fifo: str, state_for_hooks: Callable[[int], bytes],
     try:
         if early is not None:
             _hand_over(early, config, spec, fifo, opts)
+        # meanwhile stage 1 makes the namespaces, and forks init
+        cgroup = find_cgroup() if find_cgroup is not None else None
         if cgroup is not None:
             cgroup.preload()  # apply_limits will be on the critical path, its imports need not
-            cgroup.create()  # meanwhile stage 1 makes the namespaces, and forks init
+            cgroup.create()
         if meanwhile is not None:
             meanwhile()
         # (1), (2) and (3); init may reach "prestart" only once placed.
@@ -279,9 +283,9 @@ def launch(spec: Spec, fifo: str, state_for_hooks: Callable[[int], bytes],
                 stage1_reaped = True
                 # the limits first: rewriting the device rules denies every
                 # device for a moment, which init must not be in the cgroup for
-                if apply_limits is not None:
-                    apply_limits()
                 if cgroup is not None:
+                    if apply_limits is not None:
+                        apply_limits(cgroup)
                     cgroup.add(init_pid)
                 _send_placed(runtime, opts.seccomp)  # if init failed meanwhile, this raises its error
             else:

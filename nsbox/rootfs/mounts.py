@@ -60,6 +60,7 @@ from nsbox._sys.consts import (
     flag_names,
 )
 from nsbox._sys.mount import mount
+from nsbox.cgroups.own import parse_proc_cgroup, v1_controllers  # noqa: F401 - used here and re-exported
 from nsbox.mountinfo import MountInfo, parse_mountinfo  # noqa: F401 - used here and re-exported
 from nsbox.oci.spec import SpecError
 from nsbox.rootfs.options import MountOptions, parse_mount_options
@@ -207,24 +208,6 @@ def _selinux_enabled() -> bool:
     return os.path.exists("/sys/fs/selinux/enforce")
 
 
-def parse_proc_cgroup(text: str) -> dict[str, str]:
-    """/proc/PID/cgroup as {controllers: path}: ``"cpu,cpuacct"``, ``"name=systemd"``, ``""`` (v2)."""
-    out = {}
-    for line in text.splitlines():
-        parts = line.split(":", 2)
-        if len(parts) == 3:
-            out[parts[1]] = parts[2]
-    return out
-
-
-_NOT_CONTROLLERS = ("rw", "ro", "xattr", "noprefix", "clone_children", "cpuset_v2_mode", "favordynmods")
-
-
-def _controllers(super_options: str) -> list[str]:
-    return [o for o in super_options.split(",") if o and o not in _NOT_CONTROLLERS
-            and not o.startswith("release_agent=")]
-
-
 class CgroupBind:
     """One hierarchy under a v1-style cgroup mount: ``name`` (the host's
     directory name, ``cpu,cpuacct``), what to bind (``source``: the host
@@ -284,7 +267,7 @@ def plan_cgroup_v1(mounts: list[MountInfo], own: dict[str, str]) -> list[CgroupB
             path = own.get("", "/")
             fstype, data = "cgroup2", ""
         else:
-            ctrls = _controllers(mi.super_options)
+            ctrls = list(v1_controllers(mi.super_options))
             path = _own_path(own, ctrls)
             fstype = "cgroup"
             data = ",".join(ctrls)
