@@ -178,8 +178,11 @@ def _early_stage1(chan: Channel) -> None:
     from nsbox import jsonio
     from nsbox.oci.spec import parse
 
+    from nsbox.process.trampoline import prepare
+
     _proc.set_name("nsbox:[stage1]")
     preload(seccomp=True)  # the defaults of podman, containerd and nsbox spec all have a filter
+    trampoline = prepare()  # init's, made while the runtime parses (it needs nothing of the config)
     bundle, _, config = chan.recv("config").partition(b"\0")
     bundle_dir = os.fsdecode(bundle)
     spec = parse(config, bundle_dir, os.path.join(bundle_dir, "config.json"))
@@ -189,7 +192,7 @@ def _early_stage1(chan: Channel) -> None:
     opts.keyring_name = header["keyring_name"]
     fifo_fd = os.open(header["fifo"], os.O_RDWR | os.O_CLOEXEC)
     join, new = namespace_plan(spec)
-    _stage1(spec, chan, fifo_fd, join, new, opts, None)
+    _stage1(spec, chan, fifo_fd, join, new, opts, None, trampoline)
 
 
 def _hand_over(early: EarlyStage1, config: bytes, spec: Spec, fifo: str, opts: LaunchOptions) -> None:
@@ -336,7 +339,7 @@ def _write_maps(spec: Spec, pid: int) -> None:
 
 
 def _stage1(spec: Spec, chan: Channel, fifo_fd: int, join: list[tuple[int, str]], new: int,
-            opts: LaunchOptions, console: socket.socket | None) -> None:
+            opts: LaunchOptions, console: socket.socket | None, trampoline: int | None = -1) -> None:
     from nsbox._sys import ns as _ns  # here: the runtime itself needs no ctypes
 
     # Before any namespace changes what we can read: in a user namespace the
@@ -380,7 +383,8 @@ def _stage1(spec: Spec, chan: Channel, fifo_fd: int, join: list[tuple[int, str]]
     if init == 0:
         _proc.set_name("nsbox:[init]")  # what ps shows for a parked container
         try:
-            container_init(spec, chan, fifo_fd, opts, in_userns, console, new_cgroupns=bool(new & CLONE_NEWCGROUP))
+            container_init(spec, chan, fifo_fd, opts, in_userns, console, new_cgroupns=bool(new & CLONE_NEWCGROUP),
+                           trampoline=trampoline)
         except BaseException as exc:  # noqa: BLE001 - sent to the runtime
             chan.send_error(exc)
         finally:

@@ -11,7 +11,8 @@ handshake.  The order below is the lesson of every runtime's CVEs:
     5. the terminal (from the container's devpts, so after pivot_root);
        hostname, domainname; rlimits; oom_score_adj; personality; umask
     6. the program is looked up now, so a missing one fails `create`, as runc does;
-       the exec trampoline is made (first thing, in fact: before any filter)
+       the exec trampoline is made (first thing, in fact: before any filter;
+       an early stage 1 makes it while it waits for the launch)
     7. close every fd but stdio, the preserved ones, the channel, the fifo
        and the trampoline; then chdir to process.cwd, checked to be inside
        the new root (nothing stays outside: CVE-2024-21626); wait to be
@@ -66,21 +67,25 @@ def preload(hooks: bool = False, terminal: bool = False, seccomp: bool = False, 
 
 
 def container_init(spec: Spec, chan: Channel, fifo_fd: int, opts: LaunchOptions, in_userns: bool,
-                   console: socket.socket | None = None, new_cgroupns: bool = False) -> None:
+                   console: socket.socket | None = None, new_cgroupns: bool = False,
+                   trampoline: int | None = -1) -> None:
     """Set up the container and park on the fifo.  We are born outside the
     container's cgroups: the runtime places us while we set up (the kernel
     makes that first move wait ~10 ms) and then says "placed".  We wait for
     it where being placed matters: before a cgroup mount (it shows our
     cgroup), before the hooks, and at the latest before we drop our
-    privileges, since we make our cgroup namespace then (*new_cgroupns*)."""
+    privileges, since we make our cgroup namespace then (*new_cgroupns*).
+    *trampoline*: the exec trampoline's fd if stage 1 made it already (None:
+    there is none for this machine), or -1 to make it here."""
     from nsbox import rootfs
-
-    from nsbox.process.trampoline import prepare
 
     process = spec.process
     if process is None:
         raise SpecError("process", "is required to create a container")
-    trampoline = prepare()  # before any filter could refuse memfd_create
+    if trampoline == -1:
+        from nsbox.process.trampoline import prepare
+
+        trampoline = prepare()  # before any filter could refuse memfd_create
     hook_state: list[bytes] = []
     in_cgroups = False
 
