@@ -8,8 +8,8 @@ binding is built from libseccomp's source tree and is not on PyPI, so nsbox
 binds the dozen functions it needs here.
 
 nsbox uses libseccomp only to *compile*: the runtime builds the filter and
-exports the BPF program before it forks, so a bad profile fails before
-anything exists, and the container's init loads the program with one
+exports the BPF program (a bad profile fails the create, in the runtime),
+and the container's init loads the program with one
 seccomp(2) call — no library to reach after pivot_root, and the flags
 (WAIT_KILLABLE_RECV among them) are ours to pass whatever the library's
 version.

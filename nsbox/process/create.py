@@ -177,7 +177,6 @@ class EarlyStage1:
 def _early_stage1(chan: Channel) -> None:
     from nsbox import jsonio
     from nsbox.oci.spec import parse
-
     from nsbox.process.trampoline import prepare
 
     _proc.set_name("nsbox:[stage1]")

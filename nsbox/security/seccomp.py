@@ -2,9 +2,10 @@
 
 Three steps, in three places:
 
-1. ``compile_profile`` (the runtime, before it forks): check the profile,
-   resolve the names, let libseccomp build the program and export its BPF.
-   A bad profile fails here, before any process or mount exists.
+1. ``compile_profile`` (the runtime, while init sets up the rootfs; init is
+   sent the program with "placed"): check the profile, resolve the names,
+   let libseccomp build the program and export its BPF.  A bad profile
+   fails the create here, and the runtime removes what it made.
 2. ``install`` (init, or the process ``exec`` starts): one seccomp(2) call,
    as late as the profile allows — right before "ready" when
    ``noNewPrivileges`` is set, else just before the capabilities are dropped
