@@ -203,7 +203,7 @@ def user():
 def _assert_nothing_left(user: User) -> None:
     left = [n for n in os.listdir(user.root) if not n.startswith(".")] if os.path.isdir(user.root) else []
     assert left == [], "state left behind"
-    # a verb's cgroup warm-up child outlives it by a few milliseconds
+    # a killed container's processes take a moment to go
     deadline = time.monotonic() + 2
     while _processes_of(range(UID, UID + 1), range(SUBID_START, SUBID_START + SUBID_COUNT)):
         assert time.monotonic() < deadline, "processes left behind"
@@ -257,6 +257,26 @@ def test_lifecycle_without_a_cgroup(user):
         time.sleep(0.05)
     assert user("delete", "c1").returncode == 0
     assert "does not exist" in user("state", "c1").stderr
+    _assert_nothing_left(user)
+
+
+def test_exec_into_a_container_whose_root_is_a_subordinate_id(user):
+    """Root of the container is none of the user's own ids (a range of
+    /etc/subuid): the parked init and the running process are still open to
+    exec, since their user namespace is the user's."""
+    ranges = [{"containerID": 0, "hostID": SUBID_START, "size": SUBID_COUNT}]
+    b = user.bundle(["sleep", "60"], uidMappings=ranges, gidMappings=ranges)
+    done = user("create", "--bundle", b, "c1")
+    assert done.returncode == 0, done.stderr
+    assert _uid_of(user.state("c1")["pid"]) == SUBID_START
+    for status in ("created", "running"):
+        assert user.state("c1")["status"] == status
+        done = user("exec", "c1", "sh", "-c", "id -u; cat /proc/self/uid_map")
+        assert done.returncode == 0, done.stderr
+        assert done.stdout.split() == ["0", "0", str(SUBID_START), str(SUBID_COUNT)]
+        if status == "created":
+            assert user("start", "c1").returncode == 0
+    assert user("delete", "--force", "c1").returncode == 0
     _assert_nothing_left(user)
 
 
