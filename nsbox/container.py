@@ -27,7 +27,8 @@ TYPE_CHECKING = False
 if TYPE_CHECKING:
     from nsbox.cgroups import Cgroup
     from nsbox.oci.spec import Spec
-    from nsbox.process.create import EarlyStage1, LaunchOptions
+    from nsbox.process.create import LaunchOptions
+    from nsbox.process.early import EarlyStage1
     from nsbox.security.seccomp import Program
 
 

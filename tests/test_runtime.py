@@ -205,8 +205,8 @@ def test_an_early_stage1_that_dies_is_reported_by_its_own_error(rt):
 
     b = rt.bundle(["true"])
     code = ("import sys\nimport nsbox.process.create as create\n"
-            "def broken(chan):\n    raise RuntimeError('stage 1 could not start')\n"
-            "create._early_stage1 = broken\n"
+            "def broken(chan, hold):\n    raise RuntimeError('stage 1 could not start')\n"
+            "create.early_stage1 = broken\n"
             "from nsbox.cli.main import main\n"
             f"sys.exit(main(['--root', {rt.root!r}, 'run', '--bundle', {b!r}, 'dead']))\n")
     r = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=30)

@@ -33,9 +33,9 @@ def run(argv: list[str], ctx) -> int:  # type: ignore[no-untyped-def]
     from nsbox.cgroups import warmup
 
     warmup.ensure_started()  # first: it runs while we import and parse
-    from nsbox.process.create import EarlyStage1
+    from nsbox.process.early import EarlyStage1
 
-    with EarlyStage1() as early:  # next: it imports the container's side meanwhile
+    with EarlyStage1.take() as early:  # forked by the launcher: it imports the container's side meanwhile
         from nsbox.container import Container
 
         o, operands = PARSER.parse(argv)

@@ -84,8 +84,8 @@ if TYPE_CHECKING:
     from collections.abc import Callable
 
     from nsbox.cgroups import Cgroup
-
     from nsbox.oci.spec import Spec
+    from nsbox.process.early import EarlyStage1
     from nsbox.security.seccomp import Program
 
 _FLAGS = dict(NAMESPACE_TYPES)
@@ -132,49 +132,10 @@ def namespace_plan(spec: Spec) -> tuple[list[tuple[int, str]], int]:
     return join, new
 
 
-class EarlyStage1:
-    """Stage 1 forked as the verb starts, rather than at launch.
-
-    Between the two the runtime imports its modules, parses the bundle and
-    makes the state directory (~10 ms); an early stage 1 spends that time,
-    on the other core, importing what the container's side runs (ctypes,
-    nsbox.rootfs, ...), which a stage 1 forked at launch does on the
-    critical path.  It is sent the config.json bytes as soon as the runtime
-    has read them, and parses them itself while the runtime does (a Spec
-    does not cross a pipe more cheaply: pickle costs 5 ms to import).  A
-    launch with a terminal does not use it: the runtime connects the
-    console socket, and stage 1 must inherit it.
-    """
-
-    __slots__ = ("runtime", "pid", "taken", "config_sent")
-
-    def __init__(self) -> None:
-        self.runtime, self.pid = fork_with_channel(_early_stage1)
-        self.taken = False
-        self.config_sent = False
-
-    def send_config(self, config: bytes, bundle: str) -> None:
-        """The bundle's config.json bytes, for stage 1 to parse (once; before the launch)."""
-        if not self.config_sent:
-            self.config_sent = True
-            self.runtime.send("config", os.fsencode(bundle) + b"\0" + config)
-
-    def close(self) -> None:
-        """Stop it unless a launch took it (the verb failed before launching)."""
-        if not self.taken:
-            self.taken = True
-            self.runtime.close()
-            _kill(self.pid)
-            os.waitpid(self.pid, 0)
-
-    def __enter__(self) -> EarlyStage1:
-        return self
-
-    def __exit__(self, *exc: object) -> None:
-        self.close()
-
-
-def _early_stage1(chan: Channel) -> None:
+def early_stage1(chan: Channel, hold: int) -> None:
+    """The body of an EarlyStage1 (nsbox.process.early): wait for the
+    config and the launch, then go on as stage 1 (exiting only once *hold*
+    reads EOF)."""
     from nsbox import jsonio
     from nsbox.oci.spec import parse
     from nsbox.process.trampoline import prepare
@@ -191,7 +152,7 @@ def _early_stage1(chan: Channel) -> None:
     opts.keyring_name = header["keyring_name"]
     fifo_fd = os.open(header["fifo"], os.O_RDWR | os.O_CLOEXEC)
     join, new = namespace_plan(spec)
-    _stage1(spec, chan, fifo_fd, join, new, opts, None, trampoline)
+    _stage1(spec, chan, fifo_fd, join, new, opts, None, trampoline, hold)
 
 
 def _hand_over(early: EarlyStage1, config: bytes, spec: Spec, fifo: str, opts: LaunchOptions) -> None:
@@ -244,7 +205,7 @@ def launch(spec: Spec, fifo: str, state_for_hooks: Callable[[int], bytes],
     if early is not None and console is not None:
         early.close()  # a terminal: stage 1 must inherit the console socket, so fork it now
         early = None
-    if opts.subreaper:
+    if opts.subreaper and early is None:
         # before stage 1 can exit (it needs no word from us to do so): init
         # must be reparented to us, not to the host's init
         _proc.prctl(PR_SET_CHILD_SUBREAPER, 1)
@@ -263,6 +224,9 @@ def launch(spec: Spec, fifo: str, state_for_hooks: Callable[[int], bytes],
     try:
         if early is not None:
             _hand_over(early, config, spec, fifo, opts)
+            if opts.subreaper:
+                _proc.prctl(PR_SET_CHILD_SUBREAPER, 1)  # before stage 1 may exit (EarlyStage1.release)
+            early.release()
         # meanwhile stage 1 makes the namespaces, and forks init
         cgroup = find_cgroup() if find_cgroup is not None else None
         if cgroup is not None:
@@ -338,7 +302,8 @@ def _write_maps(spec: Spec, pid: int) -> None:
 
 
 def _stage1(spec: Spec, chan: Channel, fifo_fd: int, join: list[tuple[int, str]], new: int,
-            opts: LaunchOptions, console: socket.socket | None, trampoline: int | None = -1) -> None:
+            opts: LaunchOptions, console: socket.socket | None, trampoline: int | None = -1,
+            hold: int = -1) -> None:
     from nsbox._sys import ns as _ns  # here: the runtime itself needs no ctypes
 
     # Before any namespace changes what we can read: in a user namespace the
@@ -389,6 +354,8 @@ def _stage1(spec: Spec, chan: Channel, fifo_fd: int, join: list[tuple[int, str]]
         finally:
             os._exit(1)
     chan.send("pid", str(init).encode())
+    if hold >= 0:
+        os.read(hold, 1)  # EOF: the runtime is ready for init to be orphaned (EarlyStage1.release)
 
 
 def _set_time_offsets(offsets: object) -> None:
