@@ -39,12 +39,14 @@
 
 Why two forks: a new PID namespace applies to the children of the process
 that unshares it, and the runtime itself must stay outside every namespace.
-Why stage 1 may be older than the launch: ``create`` and ``run`` fork it as
-they start (EarlyStage1), so that its imports run on the other core while
-the runtime parses the bundle; it is sent the config bytes ("config") as
-soon as the runtime has read them, parses them meanwhile, and at launch
-is sent the fifo's path ("launch") and goes on from the top of the
-diagram.
+Why stage 1 may be older than the launch: for ``create`` and ``run`` the
+launcher forks it first thing (nsbox.process.early), so that its imports
+run on the other core while the runtime's do and it parses the bundle; it
+is sent the config bytes ("config") as soon as the runtime has read them,
+parses them meanwhile, and at launch is sent the fifo's path ("launch")
+and goes on from the top of the diagram.  Such a stage 1 exits only once
+the runtime releases it (a pipe it closes), which ``run`` does after it
+has made itself the child subreaper init is then reparented to.
 Why the filter comes with "placed": the runtime hands over the launch as
 soon as the bundle is checked and the state directory exists, and only
 then compiles linux.seccomp (or finds it in the cache) and saves the
