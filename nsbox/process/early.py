@@ -28,6 +28,8 @@ if TYPE_CHECKING:
 
 
 class EarlyStage1:
+    """A stage 1 forked before the launch, and the runtime's end of its channel."""
+
     __slots__ = ("runtime", "pid", "taken", "config_sent", "hold")
 
     #: the one the launcher forked, until the verb takes it
@@ -38,10 +40,10 @@ class EarlyStage1:
         # ``run`` makes the runtime a child subreaper after the hand-over
         # (prctl needs ctypes, ~2 ms the critical path need not pay), and
         # init must not be orphaned before that.
-        hold_r, self.hold = os.pipe2(os.O_CLOEXEC)
-        hold_w = self.hold
+        hold_r, hold_w = os.pipe2(os.O_CLOEXEC)
         self.runtime, self.pid = fork_with_channel(lambda chan: _body(chan, hold_r, hold_w))
         os.close(hold_r)
+        self.hold = hold_w
         self.taken = False
         self.config_sent = False
 
