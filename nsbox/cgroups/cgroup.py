@@ -39,8 +39,6 @@ from nsbox.cgroups.recorded import RECORD_VERSION, procs_source
 # it, and they are the verbs whose latency matters.
 TYPE_CHECKING = False
 if TYPE_CHECKING:
-    from collections.abc import Iterable
-
     from nsbox.cgroups.resources import DeviceRule, Resources
 
 ROOT = "linux.resources"
