@@ -27,6 +27,7 @@ good.
 from __future__ import annotations
 
 import os
+import time  # here, not in the thread: a fork must not find it importing
 
 
 #: how long the thread keeps the rwsem warm (seconds), and how often it moves
@@ -62,8 +63,6 @@ def start(proc: str = "/proc/self") -> int | None:
 
 
 def _keep_warm(path: str) -> None:
-    import time
-
     deadline = time.monotonic() + LINGER
     try:
         fd = os.open(path, os.O_WRONLY | os.O_CLOEXEC)
