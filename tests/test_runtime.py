@@ -214,6 +214,16 @@ def test_an_early_stage1_that_dies_is_reported_by_its_own_error(rt):
     assert not os.path.exists(os.path.join(rt.root, "dead"))
 
 
+def test_trace_shows_the_container_side_too(rt):
+    """With --trace the verb forks stage 1 itself (the launcher's would not
+    trace): stage 1's unshare and init's pivot_root are in the trace."""
+    b = rt.bundle(["true"])
+    r = rt("--trace", "run", "--bundle", b, "traced")
+    assert r.returncode == 0, r.stderr
+    assert "unshare(CLONE_NEWNS|" in r.stderr
+    assert "nsbox[1]: pivot_root(" in r.stderr and "nsbox[1]: sethostname(\"nsbox\") = 0" in r.stderr
+
+
 def test_a_create_that_fails_before_launch_stops_its_early_stage1(rt):
     # create and run fork stage 1 as they start; a verb that fails before it
     # launches (here: a config that is not JSON) must not leave it behind
