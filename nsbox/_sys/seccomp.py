@@ -10,9 +10,9 @@ binds the dozen functions it needs here.
 nsbox uses libseccomp only to *compile*: the runtime builds the filter and
 exports the BPF program (a bad profile fails the create, in the runtime),
 and the container's init loads the program with one
-seccomp(2) call — no library to reach after pivot_root, and the flags
-(WAIT_KILLABLE_RECV among them) are ours to pass whatever the library's
-version.
+seccomp(2) call (nsbox._sys.seccomp_load) — no library to reach after
+pivot_root, and the flags (WAIT_KILLABLE_RECV among them) are ours to pass
+whatever the library's version.
 """
 
 from __future__ import annotations
@@ -21,9 +21,8 @@ import ctypes
 import os
 
 from nsbox._sys.libc import check, libc
-from nsbox._sys.seccomp_abi import ATTR_CTL_NNP, SECCOMP_SET_MODE_FILTER
+from nsbox._sys.seccomp_abi import ATTR_CTL_NNP
 
-_SYS_SECCOMP = {"x86_64": 317, "aarch64": 277, "ppc64le": 358, "s390x": 348, "riscv64": 277}
 _SYS_PIDFD_GETFD = 438
 
 NR_SCMP_ERROR = -1
@@ -32,10 +31,6 @@ NR_SCMP_ERROR = -1
 class _ArgCmp(ctypes.Structure):
     _fields_ = [("arg", ctypes.c_uint), ("op", ctypes.c_int),
                 ("datum_a", ctypes.c_uint64), ("datum_b", ctypes.c_uint64)]
-
-
-class _SockFprog(ctypes.Structure):
-    _fields_ = [("len", ctypes.c_ushort), ("filter", ctypes.c_void_p)]
 
 
 class _Version(ctypes.Structure):
@@ -172,23 +167,6 @@ class Filter:
 
     def __exit__(self, *exc: object) -> None:
         self.release()
-
-
-def _nr_seccomp() -> int:
-    try:
-        return _SYS_SECCOMP[os.uname().machine]
-    except KeyError:
-        raise OSError(38, f"seccomp: no syscall number known for {os.uname().machine}") from None
-
-
-def load_bpf(program: bytes, flags: int) -> int:
-    """seccomp(SECCOMP_SET_MODE_FILTER, flags, program): the filter is on this
-    thread from now on (and on its children, across execve).  Returns the
-    listener fd with FILTER_FLAG_NEW_LISTENER, else 0."""
-    buf = ctypes.create_string_buffer(program, len(program))
-    prog = _SockFprog(len(program) // 8, ctypes.cast(buf, ctypes.c_void_p))
-    ret = libc.syscall(_nr_seccomp(), SECCOMP_SET_MODE_FILTER, ctypes.c_uint(flags), ctypes.byref(prog))
-    return check(ret, "seccomp(SECCOMP_SET_MODE_FILTER)", None)
 
 
 def pidfd_getfd(pidfd: int, target_fd: int) -> int:

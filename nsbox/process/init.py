@@ -62,7 +62,7 @@ def preload(hooks: bool = False, terminal: bool = False, seccomp: bool = False, 
     if terminal:
         import nsbox.process.tty  # noqa: F401
     if seccomp:
-        import nsbox._sys.seccomp  # noqa: F401  (loads the filter: ctypes)
+        import nsbox._sys.seccomp_load  # noqa: F401  (loads the filter: ctypes)
         import nsbox.security.seccomp  # noqa: F401
 
 

@@ -300,7 +300,7 @@ def _store(path: str, data: bytes) -> None:
 def install(program: Program) -> int:
     """Load *program* on this process (and what it execs).  The listener fd
     when the profile notifies, else -1."""
-    from nsbox._sys.seccomp import load_bpf
+    from nsbox._sys.seccomp_load import load_bpf
 
     try:
         fd = load_bpf(program.bpf, program.flags)
