@@ -29,7 +29,7 @@ if TYPE_CHECKING:
     from nsbox.oci.spec import Spec
     from nsbox.process.create import LaunchOptions
     from nsbox.process.early import EarlyStage1
-    from nsbox.security.seccomp import Program
+    from nsbox.security.filter import Program
 
 
 class Container:
@@ -183,7 +183,7 @@ class Container:
         record = self.record.get("seccomp")
         if not isinstance(record, dict):
             return None
-        from nsbox.security.seccomp import Program
+        from nsbox.security.filter import Program
 
         with open(self.dir.seccomp, "rb") as f:
             return Program.from_record(record, f.read())

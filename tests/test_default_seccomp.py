@@ -371,7 +371,8 @@ json.dump(out, sys.stdout)
 UNDER_THE_FILTER = r"""
 import ctypes, json, os, subprocess, sys
 from nsbox._sys import seccomp as sc
-from nsbox.security.seccomp import compile_profile, install
+from nsbox.security.filter import install
+from nsbox.security.seccomp import compile_profile
 def probe():
     libc = ctypes.CDLL(None, use_errno=True)
     libc.syscall.restype = ctypes.c_long

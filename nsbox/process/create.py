@@ -88,7 +88,7 @@ if TYPE_CHECKING:
     from nsbox.cgroups import Cgroup
     from nsbox.oci.spec import Spec
     from nsbox.process.early import EarlyStage1
-    from nsbox.security.seccomp import Program
+    from nsbox.security.filter import Program
 
 _FLAGS = dict(NAMESPACE_TYPES)
 

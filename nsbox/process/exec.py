@@ -36,7 +36,7 @@ if TYPE_CHECKING:
 
     from nsbox.cgroups import Cgroup
     from nsbox.oci.spec import Process
-    from nsbox.security.seccomp import Program
+    from nsbox.security.filter import Program
 
 
 def exec_in(init_pid: int, process: Process, preserve_fds: int = 0, console_socket: str | None = None,

@@ -40,7 +40,7 @@ if TYPE_CHECKING:
     from nsbox.oci.spec import Process, Spec
     from nsbox.process.channel import Channel
     from nsbox.process.create import LaunchOptions
-    from nsbox.security.seccomp import Program
+    from nsbox.security.filter import Program
 
 
 def preload(hooks: bool = False, terminal: bool = False, seccomp: bool = False, rootfs: bool = True) -> None:
@@ -63,7 +63,7 @@ def preload(hooks: bool = False, terminal: bool = False, seccomp: bool = False, 
         import nsbox.process.tty  # noqa: F401
     if seccomp:
         import nsbox._sys.seccomp_load  # noqa: F401  (loads the filter: ctypes)
-        import nsbox.security.seccomp  # noqa: F401
+        import nsbox.security.filter  # noqa: F401
 
 
 def container_init(spec: Spec, chan: Channel, fifo_fd: int, opts: LaunchOptions, in_userns: bool,
@@ -95,7 +95,7 @@ def container_init(spec: Spec, chan: Channel, fifo_fd: int, opts: LaunchOptions,
             program = chan.recv("placed")  # and the compiled filter, if there is one
             if program:
                 from nsbox import jsonio
-                from nsbox.security.seccomp import Program
+                from nsbox.security.filter import Program
 
                 opts.seccomp = Program.from_record(jsonio.loads(program), chan.recv("bpf"))
             if new_cgroupns:
@@ -191,7 +191,7 @@ def apply_seccomp_early(program: Program | None, process: Process, chan: Channel
 
 
 def install_seccomp(program: Program, chan: Channel) -> None:
-    from nsbox.security.seccomp import install
+    from nsbox.security.filter import install
 
     listener = install(program)
     if listener >= 0:

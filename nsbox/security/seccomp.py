@@ -6,7 +6,8 @@ Three steps, in three places:
    sent the program with "placed"): check the profile, resolve the names,
    let libseccomp build the program and export its BPF.  A bad profile
    fails the create here, and the runtime removes what it made.
-2. ``install`` (init, or the process ``exec`` starts): one seccomp(2) call,
+2. ``install`` (nsbox.security.filter; init, or the process ``exec``
+   starts, which import only that module): one seccomp(2) call,
    as late as the profile allows — right before "ready" when
    ``noNewPrivileges`` is set, else just before the capabilities are dropped
    (loading a filter without no_new_privs needs CAP_SYS_ADMIN), the order
@@ -28,6 +29,7 @@ import os
 
 from nsbox._sys import seccomp_abi as abi
 from nsbox.oci.spec import SpecError, _Obj
+from nsbox.security.filter import Program
 
 TYPE_CHECKING = False
 if TYPE_CHECKING:
@@ -61,31 +63,6 @@ ACTION_NAMES = tuple(_ACTIONS)
 OPERATOR_NAMES = tuple(_OPERATORS)
 FLAG_NAMES = tuple(_FLAGS)
 _EPERM = 1
-
-
-class Program:
-    """A compiled profile: what init needs to install it, and what the
-    runtime needs to hand a listener its fd."""
-
-    __slots__ = ("bpf", "flags", "notify", "listener_path", "listener_metadata")
-
-    def __init__(self, bpf: bytes, flags: int, notify: bool, listener_path: str | None,
-                 listener_metadata: str) -> None:
-        self.bpf = bpf
-        self.flags = flags
-        self.notify = notify
-        self.listener_path = listener_path
-        self.listener_metadata = listener_metadata
-
-    def to_record(self) -> dict[str, object]:
-        """What state.json keeps (the program itself goes to seccomp.bpf)."""
-        return {"flags": self.flags, "notify": self.notify, "listenerPath": self.listener_path,
-                "listenerMetadata": self.listener_metadata}
-
-    @classmethod
-    def from_record(cls, record: dict[str, object], bpf: bytes) -> Program:
-        return cls(bpf, int(record["flags"]), bool(record["notify"]),  # type: ignore[call-overload]
-                   record.get("listenerPath"), str(record.get("listenerMetadata") or ""))  # type: ignore[arg-type]
 
 
 class _Rule:
@@ -295,23 +272,6 @@ def _store(path: str, data: bytes) -> None:
         os.replace(tmp, path)
     except OSError:
         pass
-
-
-def install(program: Program) -> int:
-    """Load *program* on this process (and what it execs).  The listener fd
-    when the profile notifies, else -1."""
-    from nsbox._sys.seccomp_load import load_bpf
-
-    try:
-        fd = load_bpf(program.bpf, program.flags)
-    except OSError as e:
-        from nsbox.errors import NsboxError
-
-        hint = ""
-        if e.errno == 22 and program.flags & ~abi.FILTER_FLAG_NEW_LISTENER:
-            hint = ": this kernel may not know one of linux.seccomp.flags"
-        raise NsboxError(f"linux.seccomp: the kernel refused the filter: {os.strerror(e.errno or 0)}{hint}") from None
-    return fd if program.notify else -1
 
 
 def send_to_listener(program: Program, seccomp_fd: int, pid: int, state: bytes, oci_version: str) -> None:
