@@ -1318,3 +1318,20 @@ def test_remove_if_empty_leaves_a_record_it_does_not_know_to_cgroup(tmp_path, ba
     from nsbox.cgroups.recorded import remove_if_empty
 
     assert remove_if_empty(bad) is False
+
+
+# --- own: where our own cgroups are --------------------------------------------
+
+def test_own_reads_proc_cgroup_and_v1_mount_options():
+    from nsbox.cgroups.own import dir_under, own_path, parse_proc_cgroup, v1_controllers
+
+    own = parse_proc_cgroup("12:cpuacct,cpu:/user/5\n1:name=systemd:/init.scope\n0::/user/5\n")
+    assert own == {"cpuacct,cpu": "/user/5", "name=systemd": "/init.scope", "": "/user/5"}
+    assert own_path(own, "cpu,cpuacct") == "/user/5"  # co-mounted controllers, in another order
+    assert own_path(own, "memory") is None
+    options = "rw,nsdelegate,cpu,cpuacct,release_agent=/x,name=systemd"
+    assert v1_controllers(options) == ("cpu", "cpuacct", "name=systemd")
+    assert dir_under("/sys/fs/cgroup/cpu", "/", "/user/5") == "/sys/fs/cgroup/cpu/user/5"
+    assert dir_under("/c", "/user", "/user/5") == "/c/5"  # a mount of a sub-tree
+    assert dir_under("/c", "/user", "/user") == "/c"
+    assert dir_under("/c", "/user", "/users/5") is None  # not under the mount's root
