@@ -35,6 +35,7 @@ from nsbox._sys.consts import (
     MS_SYNCHRONOUS,
     MS_UNBINDABLE,
 )
+from nsbox.cgroups.own import parse_proc_cgroup
 from nsbox.oci.spec import Spec, SpecError
 from nsbox.rootfs import root_propagation
 from nsbox.rootfs import safepath
@@ -47,7 +48,6 @@ from nsbox.rootfs.mounts import (
     is_cgroup2_unified,
     locked_remount_flags,
     parse_mountinfo,
-    parse_proc_cgroup,
     plan_cgroup_v1,
     prepare_mount,
     statfs_to_mount_flags,

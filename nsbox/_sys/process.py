@@ -116,6 +116,14 @@ def pidfd_send_signal(pidfd: int, sig: int, flags: int = 0) -> None:
             _signal.pidfd_send_signal, pidfd, sig, None, flags)
 
 
+def kill_if_alive(pid: int, sig: int = 9) -> None:
+    """kill(2), and nothing when the process is gone already."""
+    try:
+        os.kill(pid, sig)
+    except ProcessLookupError:
+        pass
+
+
 def fork() -> int:
     pid = os.fork()
     if trace.enabled and pid:

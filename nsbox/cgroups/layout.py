@@ -32,6 +32,7 @@ import posixpath
 from nsbox.cgroups.errors import CgroupError
 from nsbox.cgroups.kinds import HYBRID, V1, V2
 from nsbox.cgroups.own import dir_under, own_path, parse_proc_cgroup, v1_controllers
+from nsbox.cgroups.recorded import hierarchy_fields
 
 TYPE_CHECKING = False
 if TYPE_CHECKING:
@@ -79,8 +80,6 @@ class Hierarchy:
 
     @classmethod
     def from_record(cls, d: object) -> Hierarchy:
-        from nsbox.cgroups.recorded import hierarchy_fields
-
         if not isinstance(d, dict):
             raise CgroupError("cgroup record: a hierarchy must be an object")
         fields = hierarchy_fields(d)

@@ -275,20 +275,13 @@ def launch(spec: Spec, fifo: str, state_for_hooks: Callable[[int], bytes],
         return init_pid
     except BaseException:
         if init_pid:
-            _kill(init_pid)
+            _proc.kill_if_alive(init_pid)
         if not stage1_reaped:
-            _kill(stage1)
+            _proc.kill_if_alive(stage1)
             os.waitpid(stage1, 0)
         raise
     finally:
         runtime.close()
-
-
-def _kill(pid: int) -> None:
-    try:
-        os.kill(pid, 9)
-    except ProcessLookupError:
-        pass
 
 
 def _write_maps(spec: Spec, pid: int) -> None:

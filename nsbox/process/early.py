@@ -20,6 +20,7 @@ from __future__ import annotations
 
 import os
 
+from nsbox._sys.process import kill_if_alive
 from nsbox.process.channel import fork_with_channel
 
 TYPE_CHECKING = False
@@ -77,10 +78,7 @@ class EarlyStage1:
         if not self.taken:
             self.taken = True
             self.runtime.close()
-            try:
-                os.kill(self.pid, 9)
-            except ProcessLookupError:
-                pass
+            kill_if_alive(self.pid)
             os.waitpid(self.pid, 0)
 
     def __enter__(self) -> EarlyStage1:

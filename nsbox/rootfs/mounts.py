@@ -60,7 +60,7 @@ from nsbox._sys.consts import (
     flag_names,
 )
 from nsbox._sys.mount import mount
-from nsbox.cgroups.own import parse_proc_cgroup, v1_controllers  # noqa: F401 - used here and re-exported
+from nsbox.cgroups.own import own_path, parse_proc_cgroup, v1_controllers
 from nsbox.mountinfo import MountInfo, parse_mountinfo  # noqa: F401 - used here and re-exported
 from nsbox.oci.spec import SpecError
 from nsbox.rootfs.options import MountOptions, parse_mount_options
@@ -235,11 +235,11 @@ def is_cgroup2_unified(mounts: list[MountInfo], cgroup_root: str = "/sys/fs/cgro
 def _own_path(own: dict[str, str], ctrls: list[str]) -> str:
     """Our cgroup in the hierarchy with controllers *ctrls*: the
     /proc/self/cgroup line naming exactly them, else one naming some of them."""
-    lines = [([k for k in key.split(",") if k], p) for key, p in own.items()]
-    for keys, p in lines:
-        if keys and set(keys) == set(ctrls):
-            return p
-    for keys, p in lines:
+    exact = own_path(own, ",".join(ctrls))
+    if exact is not None:
+        return exact
+    for key, p in own.items():
+        keys = [k for k in key.split(",") if k]
         if keys and all(k in ctrls for k in keys):
             return p
     return "/"
