@@ -233,9 +233,13 @@ def launch(spec: Spec, fifo: str, state_for_hooks: Callable[[int], bytes],
         cgroup = find_cgroup() if find_cgroup is not None else None
         if cgroup is not None:
             cgroup.preload()  # apply_limits will be on the critical path, its imports need not
-            cgroup.create()
         if meanwhile is not None:
+            # before the cgroup: its mkdir may wait for the cgroup mutex until
+            # the warm-up thread's grace period is over (nsbox.cgroups.warmup),
+            # and this work need not
             meanwhile()
+        if cgroup is not None:
+            cgroup.create()
         # (1), (2) and (3); init may reach "prestart" only once placed.
         # Without hooks to run there init does not stop (3).
         synced = needs_prestart_sync(spec)
