@@ -157,14 +157,11 @@ class Cgroup:
     def preload(self) -> None:
         """Import what apply() needs (~1 ms), for a caller that has the time
         now and will not when it applies (create, while the kernel makes the
-        cgroup)."""
+        cgroup).  v1 and v2 both, whatever the host: _plan imports both."""
         import nsbox.cgroups.devices  # noqa: F401
         import nsbox.cgroups.resources  # noqa: F401
-
-        if any(h.kind == V1 for h in self.hierarchies):
-            import nsbox.cgroups.v1  # noqa: F401
-        if any(h.kind == V2 for h in self.hierarchies):
-            import nsbox.cgroups.v2  # noqa: F401
+        import nsbox.cgroups.v1  # noqa: F401
+        import nsbox.cgroups.v2  # noqa: F401
 
     def apply(self, resources: dict | None, devices: bool = True) -> None:  # type: ignore[type-arg]
         """Apply ``linux.resources``; refuses (naming the field) what this host
