@@ -193,9 +193,9 @@ class Container:
             return STOPPED
         cgroup = self.record.get("cgroup")
         if isinstance(cgroup, dict):
-            from nsbox.cgroups.freezer import frozen_from_record
+            from nsbox.cgroups.recorded import frozen
 
-            if frozen_from_record(cgroup):
+            if frozen(cgroup):
                 return PAUSED
         if os.path.exists(self.dir.fifo):
             return CREATED

@@ -13,10 +13,9 @@ sub-cgroups it made.
 
 from __future__ import annotations
 
-import os
 import time
 
-from nsbox.cgroups.kinds import V1, V2
+from nsbox.cgroups.recorded import V1, frozen_in
 
 TYPE_CHECKING = False
 if TYPE_CHECKING:
@@ -94,40 +93,3 @@ def thaw(f: Files) -> None:
 
 def frozen(f: Files) -> bool:
     return frozen_in(f.hier.kind, f.dir)
-
-
-def frozen_in(kind: str, directory: str) -> bool:
-    """Frozen (or being frozen) by request of the container's own cgroup.
-
-    False when the cgroup is gone.  On v1 a cgroup whose *parent* is frozen
-    also reads FROZEN; ``freezer.self_freezing`` tells them apart (runc
-    reports such a container as not paused, and so do we)."""
-    def read(name: str) -> str:
-        with open(os.path.join(directory, name)) as f:
-            return f.read().strip()
-
-    try:
-        if kind == V1:
-            if read("freezer.state") not in ("FROZEN", "FREEZING"):
-                return False
-            try:
-                return read("freezer.self_freezing") == "1"
-            except FileNotFoundError:
-                return True  # an old kernel: no way to tell, so it is ours
-        return read("cgroup.freeze") == "1"
-    except OSError:
-        return False
-
-
-def frozen_from_record(record: dict[str, object]) -> bool:
-    """frozen_in for a state record's cgroup (Cgroup.to_record), without the
-    rest of the cgroups package: state, start and kill ask on every call.
-    The hierarchy is the one Cgroup.frozen picks: v1's freezer, else v2."""
-    hierarchies = [h for h in record.get("hierarchies") or () if isinstance(h, dict)]  # type: ignore[attr-defined]
-    for h in hierarchies:
-        if h.get("kind") == V1 and "freezer" in (h.get("controllers") or ()):
-            return frozen_in(V1, str(h["dir"]))
-    for h in hierarchies:
-        if h.get("kind") == V2:
-            return frozen_in(V2, str(h["dir"]))
-    return False

@@ -30,9 +30,8 @@ import os
 import posixpath
 
 from nsbox.cgroups.errors import CgroupError
-from nsbox.cgroups.kinds import HYBRID, V1, V2
 from nsbox.cgroups.own import dir_under, own_path, parse_proc_cgroup, v1_controllers
-from nsbox.cgroups.recorded import hierarchy_fields
+from nsbox.cgroups.recorded import HYBRID, V1, V2, hierarchy_fields
 
 TYPE_CHECKING = False
 if TYPE_CHECKING:

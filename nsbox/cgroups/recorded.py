@@ -1,6 +1,9 @@
 """A container's cgroups as its state record keeps them (``Cgroup.to_record``),
-for ``delete`` of a stopped container, which then needs nothing else of the
-cgroups package (~1 ms of imports): remove every directory, if all are empty.
+for the verbs that need no more than that, nor the rest of the cgroups
+package (~1 ms of imports): every status (``frozen``: is it paused), and
+``delete`` of a stopped container (``remove_if_empty``: remove every
+directory, if all are empty).  Also the record's vocabulary, the kinds of
+host and hierarchy (V1, V2, HYBRID), which the whole package uses.
 
 Anything unusual (a malformed record, processes left inside, sub-cgroups,
 an error other than "busy") is left to ``Cgroup``, which can say what is
@@ -11,7 +14,7 @@ from __future__ import annotations
 
 import os
 
-from nsbox.cgroups.kinds import V1, V2
+V1, V2, HYBRID = "v1", "v2", "hybrid"
 
 RECORD_VERSION = 1
 
@@ -81,3 +84,40 @@ def _dirs(record: object) -> list[str] | None:
     if last is not None:
         dirs.append(found[last][3])  # type: ignore[index]
     return dirs
+
+
+def frozen(record: dict[str, object]) -> bool:
+    """frozen_in for a state record's cgroup: state, start and kill ask on
+    every call.  The hierarchy is the one Cgroup.frozen picks: v1's
+    freezer, else v2."""
+    hierarchies = [h for h in record.get("hierarchies") or () if isinstance(h, dict)]  # type: ignore[attr-defined]
+    for h in hierarchies:
+        if h.get("kind") == V1 and "freezer" in (h.get("controllers") or ()):
+            return frozen_in(V1, str(h["dir"]))
+    for h in hierarchies:
+        if h.get("kind") == V2:
+            return frozen_in(V2, str(h["dir"]))
+    return False
+
+
+def frozen_in(kind: str, directory: str) -> bool:
+    """Frozen (or being frozen) by request of the container's own cgroup.
+
+    False when the cgroup is gone.  On v1 a cgroup whose *parent* is frozen
+    also reads FROZEN; ``freezer.self_freezing`` tells them apart (runc
+    reports such a container as not paused, and so do we)."""
+    def read(name: str) -> str:
+        with open(os.path.join(directory, name)) as f:
+            return f.read().strip()
+
+    try:
+        if kind == V1:
+            if read("freezer.state") not in ("FROZEN", "FREEZING"):
+                return False
+            try:
+                return read("freezer.self_freezing") == "1"
+            except FileNotFoundError:
+                return True  # an old kernel: no way to tell, so it is ours
+        return read("cgroup.freeze") == "1"
+    except OSError:
+        return False
