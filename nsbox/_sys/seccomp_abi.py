@@ -24,8 +24,10 @@ def act_trace(msg: int) -> int:
 # comparison operators (enum scmp_compare)
 CMP_NE, CMP_LT, CMP_LE, CMP_EQ, CMP_GE, CMP_GT, CMP_MASKED_EQ = range(1, 8)
 
-# filter attributes (enum scmp_filter_attr)
+# filter attributes (enum scmp_filter_attr); OPTIMIZE since libseccomp 2.5
 ATTR_CTL_NNP = 3
+ATTR_CTL_OPTIMIZE = 8
+OPTIMIZE_BINARY_TREE = 2
 
 # seccomp(2)
 SECCOMP_SET_MODE_FILTER = 1

@@ -226,8 +226,13 @@ def _library_identity(cache_dir: str) -> str | None:
     return f"{library} {st.st_dev} {st.st_ino} {st.st_size} {st.st_mtime_ns}"
 
 
+#: how _build's programs are laid out (nsbox._sys.seccomp.Filter); a change
+#: here must not find the programs built the old way
+LAYOUT = "binary-tree"
+
+
 def _entry(cache_dir: str, identity: str, profile: str) -> str:
-    return os.path.join(cache_dir, _digest(f"{identity} {profile}".encode()) + ".bpf")
+    return os.path.join(cache_dir, _digest(f"{identity} {LAYOUT} {profile}".encode()) + ".bpf")
 
 
 def _build(lib, default: int, arches: list[str], rules: list[_Rule], o: _Obj) -> bytes:  # type: ignore[no-untyped-def]

@@ -430,6 +430,91 @@ def test_the_real_library_compiles_a_profile_for_three_arches():
     assert p.bpf and len(p.bpf) % 8 == 0 and not p.notify
 
 
+def _run_bpf(program: bytes, nr: int, arch: int, args: tuple[int, ...]) -> tuple[int, bool]:
+    """The action a classic-BPF seccomp program returns for one call (struct
+    seccomp_data: nr, arch, instruction_pointer, args[6]), and whether it
+    read the arguments; only the opcodes libseccomp emits."""
+    import struct
+
+    data = struct.pack("<iIQ6Q", nr, arch, 0, *args)
+    insns = [struct.unpack_from("<HBBI", program, i) for i in range(0, len(program), 8)]
+    a = x = pc = 0
+    mem = [0] * 16
+    read_args = False
+    for _ in range(100_000):
+        code, jt, jf, k = insns[pc]
+        pc += 1
+        if code == 0x20:                                  # ld  [k]
+            a = struct.unpack_from("<I", data, k)[0]
+            read_args |= k >= 16
+        elif code == 0x00:                                # ld  #k
+            a = k
+        elif code == 0x60:                                # ld  M[k]
+            a = mem[k]
+        elif code == 0x61:                                # ldx M[k]
+            x = mem[k]
+        elif code == 0x02:                                # st  M[k]
+            mem[k] = a
+        elif code == 0x03:                                # stx M[k]
+            mem[k] = x
+        elif code == 0x54:                                # and #k
+            a &= k
+        elif code == 0x07:                                # tax
+            x = a
+        elif code == 0x87:                                # txa
+            a = x
+        elif code == 0x05:                                # ja
+            pc += k
+        elif code in (0x15, 0x25, 0x35, 0x45):            # jeq, jgt, jge, jset #k
+            taken = {0x15: a == k, 0x25: a > k, 0x35: a >= k, 0x45: bool(a & k)}[code]
+            pc += jt if taken else jf
+        elif code == 0x06:                                # ret #k
+            return k, read_args
+        else:
+            raise AssertionError(f"opcode {code:#x} at {pc - 1} is not one libseccomp emits")
+    raise AssertionError("the program does not end")
+
+
+def test_the_binary_tree_layout_decides_every_call_as_the_list_does(monkeypatch):
+    """Filter builds the syscalls as a binary tree (the kernel loads it in half
+    the time); for the default profile it must decide every syscall number,
+    on each of its architectures, with arguments that meet and miss its
+    conditions, exactly as libseccomp's plain list does."""
+    from nsbox.oci.default_seccomp import default_seccomp
+
+    profile = default_seccomp(["CAP_CHOWN", "CAP_KILL", "CAP_NET_BIND_SERVICE"])
+    tree = compile_profile(profile).bpf
+    real = _sc.library()
+
+    class ListLayout:
+        """libseccomp, except that the optimize attribute is left unset."""
+
+        def __getattr__(self, name):
+            return getattr(real, name)
+
+        def seccomp_attr_set(self, ctx, attr, value):
+            return 0 if attr == abi.ATTR_CTL_OPTIMIZE else real.seccomp_attr_set(ctx, attr, value)
+
+    monkeypatch.setattr(_sc, "library", lambda: ListLayout())
+    linear = compile_profile(profile).bpf
+    assert tree != linear, "the optimize attribute changed nothing: is libseccomp older than 2.5?"
+    arches = [_sc.arch_token(name) for name in ("x86_64", "x86", "x32", "aarch64")]
+    values = sorted({0, 1, 0x7E020000, 0x10000000, 0xFFFFFFFF} | {
+        int(a.get(k, 0)) & 0xFFFFFFFF for r in profile["syscalls"] for a in r.get("args") or () for k in ("value", "valueTwo")})
+    seen = set()
+    for arch in arches:
+        for nr in list(range(0, 460)) + [0x40000000 + n for n in range(0, 560, 7)]:
+            for v in values:
+                args = (v, v, v, 0, 0, 0)
+                (action, tree_read), (expected, list_read) = _run_bpf(tree, nr, arch, args), \
+                    _run_bpf(linear, nr, arch, args)
+                assert action == expected, (arch, nr, v)
+                seen.add(action)
+                if not (tree_read or list_read):
+                    break  # the arguments play no part in this call's decision
+    assert {abi.ACT_ALLOW, abi.act_errno(EPERM)} <= seen
+
+
 def test_features_report_seccomp():
     from nsbox.oci.features import features
 
