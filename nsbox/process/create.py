@@ -188,7 +188,7 @@ def launch(spec: Spec, fifo: str, state_for_hooks: Callable[[int], bytes],
     *state_for_hooks(pid)* gives the state JSON the hooks read.
     *find_cgroup()* says where the container's cgroups go (None: nowhere);
     they are made once stage 1 has the launch, and *apply_limits(cgroup)*
-    writes their limits when init is born, before it is moved in (the
+    writes their limits right after init is moved in and told so (the
     "placed" step).  *early*: a stage 1 forked
     when the verb started, to be sent *config*, the config.json bytes
     *spec* was parsed from.  *meanwhile()* is the runtime's own work that
@@ -253,13 +253,17 @@ def launch(spec: Spec, fifo: str, state_for_hooks: Callable[[int], bytes],
                 init_pid = int(payload)
                 os.waitpid(stage1, 0)
                 stage1_reaped = True
-                # the limits first: rewriting the device rules denies every
-                # device for a moment, which init must not be in the cgroup for
                 if cgroup is not None:
-                    if apply_limits is not None:
-                        apply_limits(cgroup)
                     cgroup.add(init_pid)
                 _send_placed(runtime, opts.seccomp)  # if init failed meanwhile, this raises its error
+                if cgroup is not None and apply_limits is not None:
+                    # Once init is in, as runc sets them, and while init goes
+                    # on (its cgroup namespace, user, filter): off the
+                    # critical path.  Before anything of the user's runs, and
+                    # before any hook.  Init opens no device from here on,
+                    # so the moment in which rewriting the device rules
+                    # denies every device (v1) does not touch it.
+                    apply_limits(cgroup)
             else:
                 seen_prestart = True
         state = state_for_hooks(init_pid) if synced else None
