@@ -15,11 +15,16 @@ write waits in the kernel, without the GIL), and that repeats the move
 every few milliseconds, each one extending the slow mode by a grace
 period, until ``LINGER`` is over or the verb exits.  When the runtime
 places the container's first process, the rwsem is in its slow mode and
-the write returns at once.  If the thread is slower than the runtime, the
-runtime's own write waits for it on the cgroup mutex, which costs no more
-than the grace period it would have paid itself.  (A verb that fails
-before that may wait for the thread's first write at its exit, at most a
-grace period.)  The host-wide fix is the cgroup2 mount option
+the write returns at once.
+
+The thread's first write holds the cgroup mutex while it waits, so the
+runtime's mkdir of the container's cgroup waits for it too; which costs no
+more than the grace period the runtime would have paid itself, and is why
+create does its own work before the mkdir and writes the limits only once
+init is placed.  (A verb that fails before its first migration may wait
+for the thread's first write at its exit, at most a grace period.)
+
+The host-wide fix is the cgroup2 mount option
 ``favordynmods`` (Linux 6.0+), which keeps the rwsem in its slow mode for
 good.
 """
