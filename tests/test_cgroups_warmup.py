@@ -46,6 +46,34 @@ def test_nothing_to_warm(tmp_path):
     assert warmup.start(str(tmp_path / "missing")) is None
 
 
+def _cgroupfs(tmp_path, listing: dict[str, str]) -> str:
+    """A fake /sys/fs/cgroup: each key a directory whose cgroup.procs holds its value."""
+    root = tmp_path / "cgroupfs"
+    for d, procs in listing.items():
+        (root / d).mkdir(parents=True, exist_ok=True)
+        (root / d / "cgroup.procs").write_text(procs)
+    return str(root)
+
+
+def test_the_guess_takes_the_usual_layout_once_it_lists_us(tmp_path):
+    proc = _proc(tmp_path, "", "3:name=systemd:/user/5\n2:pids:/user/5\n1:cpu,cpuacct:/user/5\n0::/user/5\n")
+    fs = _cgroupfs(tmp_path, {"systemd/user/5": "41\n42\n", "pids/user/5": "42\n"})
+    assert warmup.guess_own_procs_file(proc, fs, pid=42) == f"{fs}/systemd/user/5/cgroup.procs"
+    # a file that does not list us is not ours, whatever its path says: the next line
+    assert warmup.guess_own_procs_file(proc, fs, pid=41) == f"{fs}/systemd/user/5/cgroup.procs"
+    assert warmup.guess_own_procs_file(proc, fs, pid=7) is None
+
+
+def test_the_guess_on_a_v2_host_and_for_co_mounted_controllers(tmp_path):
+    fs = _cgroupfs(tmp_path, {"": "1\n9\n", "cpu,cpuacct/a": "9\n"})
+    assert warmup.guess_own_procs_file(_proc(tmp_path, "", "0::/\n"), fs, pid=9) == f"{fs}/cgroup.procs"
+    assert warmup.guess_own_procs_file(_proc(tmp_path, "", "1:cpu,cpuacct:/a\n"), fs, pid=9) == \
+        f"{fs}/cpu,cpuacct/a/cgroup.procs"
+    # elsewhere (a path outside the mount, a missing /proc file): the mount table's turn
+    assert warmup.guess_own_procs_file(_proc(tmp_path, "", "0::/../up\n"), fs, pid=9) is None
+    assert warmup.guess_own_procs_file(str(tmp_path / "missing"), fs, pid=9) is None
+
+
 _OBSERVE = """
 import os, sys, time
 from nsbox.cgroups import warmup
@@ -64,7 +92,8 @@ for fd in os.listdir("/proc/self/fd"):
 with open("/proc/self/cgroup") as f:
     moved = f.read()
 time.sleep(warmup.LINGER + 0.2)
-print(during, len(os.listdir("/proc/self/task")), moved == before, warmup.own_procs_file() in writing)
+ours = [p for p in writing if p.endswith("/cgroup.procs") and str(os.getpid()) in open(p).read().split()]
+print(during, len(os.listdir("/proc/self/task")), moved == before, len(ours) == 1)
 """
 
 

@@ -31,7 +31,9 @@ good.
 
 from __future__ import annotations
 
-import os
+# posix, not os: importing os costs ~0.5 ms, and the first write should not
+# wait for it (the launcher imports this module before anything else)
+import posix
 import time  # here, not in the thread: a fork must not find it importing
 
 
@@ -61,7 +63,7 @@ def start(proc: str = "/proc/self") -> int | None:
     needs nothing to end it: it dies with the verb."""
     import _thread  # threading's own import costs ~1 ms
 
-    path = own_procs_file(proc)
+    path = guess_own_procs_file(proc) or own_procs_file(proc)
     if path is None:
         return None
     return _thread.start_new_thread(_keep_warm, (path,))
@@ -70,19 +72,55 @@ def start(proc: str = "/proc/self") -> int | None:
 def _keep_warm(path: str) -> None:
     deadline = time.monotonic() + LINGER
     try:
-        fd = os.open(path, os.O_WRONLY | os.O_CLOEXEC)
+        fd = posix.open(path, posix.O_WRONLY | posix.O_CLOEXEC)
     except OSError:
         return  # not ours to write (rootless): nothing to warm up then
     try:
         # "0": the writer's own process, into the cgroup it is in.  The
         # write waits out the grace period in the kernel, without the GIL.
         while time.monotonic() < deadline:
-            os.write(fd, b"0")
+            posix.write(fd, b"0")
             time.sleep(INTERVAL)
     except OSError:
         pass
     finally:
-        os.close(fd)
+        posix.close(fd)
+
+
+def _read(path: str) -> str:
+    fd = posix.open(path, posix.O_RDONLY | posix.O_CLOEXEC)
+    try:
+        chunks = []
+        while chunk := posix.read(fd, 65536):
+            chunks.append(chunk)
+        return b"".join(chunks).decode()
+    finally:
+        posix.close(fd)
+
+
+def guess_own_procs_file(proc: str = "/proc/self", cgroupfs: str = "/sys/fs/cgroup",
+                         pid: int | None = None) -> str | None:
+    """Our ``cgroup.procs`` where the usual layout puts it (systemd's: cgroup
+    v2 at /sys/fs/cgroup, each v1 hierarchy at /sys/fs/cgroup/<controllers>),
+    taken only once it lists our own pid: then writing "0" to it moves us
+    nowhere, whatever is mounted where.  ~0.5 ms sooner than reading the
+    mount table (own_procs_file, for any other layout), and the grace period
+    starts that much earlier."""
+    try:
+        lines = _read(f"{proc}/cgroup").splitlines()
+    except OSError:
+        return None
+    me = str(posix.getpid() if pid is None else pid)
+    for line in lines:
+        _, controllers, path = line.split(":", 2)
+        hierarchy = controllers.removeprefix("name=")  # name=systemd is mounted at systemd
+        candidate = f"{cgroupfs}/{hierarchy}{path}".replace("//", "/").rstrip("/") + "/cgroup.procs"
+        try:
+            if me in _read(candidate).split():
+                return candidate
+        except (OSError, UnicodeDecodeError):
+            continue
+    return None
 
 
 def own_procs_file(proc: str = "/proc/self") -> str | None:
@@ -93,10 +131,8 @@ def own_procs_file(proc: str = "/proc/self") -> str | None:
     from nsbox.mountinfo import parse_mountinfo
 
     try:
-        with open(f"{proc}/cgroup") as f:
-            own = parse_proc_cgroup(f.read())
-        with open(f"{proc}/mountinfo") as f:
-            mounts = parse_mountinfo(f.read())
+        own = parse_proc_cgroup(_read(f"{proc}/cgroup"))
+        mounts = parse_mountinfo(_read(f"{proc}/mountinfo"))
     except OSError:
         return None
     for mi in mounts:
