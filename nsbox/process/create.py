@@ -157,6 +157,13 @@ def early_stage1(chan: Channel, hold: int) -> None:
     _stage1(spec, chan, fifo_fd, join, new, opts, None, trampoline, hold)
 
 
+def placed_before_devices(spec: Spec) -> bool:
+    """Whether init is placed in its cgroups before it makes the container's
+    device nodes: a cgroup mount waits for the placing, since it shows init's
+    own cgroup (nsbox.process.init, ``before_cgroup``)."""
+    return any(m.type in ("cgroup", "cgroup2") and not m.is_bind for m in spec.mounts)
+
+
 def _hand_over(early: EarlyStage1, config: bytes, spec: Spec, fifo: str, opts: LaunchOptions) -> None:
     from nsbox import jsonio
 
@@ -240,6 +247,14 @@ def launch(spec: Spec, fifo: str, state_for_hooks: Callable[[int], bytes],
             meanwhile()
         if cgroup is not None:
             cgroup.create()
+        # The limits are written once init is in the cgroup and told so, as
+        # runc sets them, while init goes on (its cgroup namespace, user,
+        # filter): off the critical path, and still before any hook and
+        # anything of the user's.  Not when init is placed before it makes
+        # the device nodes (a cgroup mount waits for the placing): rewriting
+        # the v1 device rules denies every device for a moment, and its
+        # mknod must not meet that moment.
+        limits_first = placed_before_devices(spec)
         # (1), (2) and (3); init may reach "prestart" only once placed.
         # Without hooks to run there init does not stop (3).
         synced = needs_prestart_sync(spec)
@@ -254,15 +269,11 @@ def launch(spec: Spec, fifo: str, state_for_hooks: Callable[[int], bytes],
                 os.waitpid(stage1, 0)
                 stage1_reaped = True
                 if cgroup is not None:
+                    if apply_limits is not None and limits_first:
+                        apply_limits(cgroup)
                     cgroup.add(init_pid)
                 _send_placed(runtime, opts.seccomp)  # if init failed meanwhile, this raises its error
-                if cgroup is not None and apply_limits is not None:
-                    # Once init is in, as runc sets them, and while init goes
-                    # on (its cgroup namespace, user, filter): off the
-                    # critical path.  Before anything of the user's runs, and
-                    # before any hook.  Init opens no device from here on,
-                    # so the moment in which rewriting the device rules
-                    # denies every device (v1) does not touch it.
+                if cgroup is not None and apply_limits is not None and not limits_first:
                     apply_limits(cgroup)
             else:
                 seen_prestart = True
