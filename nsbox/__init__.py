@@ -5,8 +5,6 @@ The public API is reached through submodules (``nsbox.namespaces``,
 ``import nsbox`` stays cheap for the command-line tool's hot verbs.
 """
 
-from __future__ import annotations
-
 TYPE_CHECKING = False  # not typing's: importing typing costs milliseconds
 
 __version__ = "0.1.0"

@@ -26,8 +26,6 @@ Modules: layout (which hierarchies, where the container goes), resources
 freezer, stats.
 """
 
-from __future__ import annotations
-
 TYPE_CHECKING = False
 if TYPE_CHECKING:
     from nsbox.cgroups.cgroup import Cgroup

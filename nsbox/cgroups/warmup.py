@@ -29,10 +29,9 @@ The host-wide fix is the cgroup2 mount option
 good.
 """
 
-from __future__ import annotations
-
 # posix, not os: importing os costs ~0.5 ms, and the first write should not
-# wait for it (the launcher imports this module before anything else)
+# wait for it (the launcher imports this module before anything else).  For
+# the same reason no `from __future__` here, nor in nsbox and nsbox.cgroups.
 import posix
 import time  # here, not in the thread: a fork must not find it importing
 
