@@ -194,36 +194,3 @@ def test_delete_of_a_stopped_container_kills_what_its_init_left_and_removes_the_
     rt("delete", "left", check=True)
     assert process_start_time(left) is None  # killed (a zombie at most: the host's init reaps it)
     assert hierarchies_with(path) == []
-
-
-def test_placed_before_devices_is_told_by_a_cgroup_mount():
-    from nsbox.oci.spec import Spec
-    from nsbox.process.create import placed_before_devices
-
-    def spec(*mounts):
-        return Spec({"ociVersion": "1.2.0", "root": {"path": "rootfs"}, "mounts": list(mounts)}, "/b")
-
-    cgroup = {"destination": "/sys/fs/cgroup", "type": "cgroup", "source": "cgroup"}
-    assert placed_before_devices(spec(cgroup))
-    assert placed_before_devices(spec({**cgroup, "type": "cgroup2"}))
-    assert not placed_before_devices(spec())
-    assert not placed_before_devices(spec({**cgroup, "type": "bind", "source": "/sys/fs/cgroup", "options": ["rbind"]}))
-
-
-def test_devices_and_limits_hold_with_a_cgroup_mount(rt):  # noqa: F811
-    """With a cgroup mount, init is placed before it makes the device nodes;
-    the limits (the device rules with them) are then written before it is
-    placed, so that its mknod never meets the moment a rule rewrite denies
-    every device.  Observed: the nodes work, the rules and the limit hold."""
-    b = rt.bundle(["sh", "-c", "echo x > /dev/null && head -c 3 /dev/zero | wc -c; "
-                   "cat /sys/fs/cgroup/memory/memory.limit_in_bytes; head -c 1 /dev/kmsg; echo kmsg=$?"])
-    spec = read_config(b)
-    spec["mounts"].append({"destination": "/sys/fs/cgroup", "type": "cgroup", "source": "cgroup",
-                           "options": ["nosuid", "noexec", "nodev", "relatime", "ro"]})
-    spec["linux"]["resources"] = {"devices": [{"allow": False, "access": "rwm"}], "memory": {"limit": 64 << 20}}
-    write_config(b, spec)
-    for i in range(3):
-        r = rt("run", "--bundle", b, f"cgmount{i}", timeout=60)
-        assert r.returncode == 0, r.stderr
-        lines = r.stdout.split()
-        assert lines[:2] == ["3", str(64 << 20)] and lines[-1] != "kmsg=0", r.stdout

@@ -157,13 +157,6 @@ def early_stage1(chan: Channel, hold: int) -> None:
     _stage1(spec, chan, fifo_fd, join, new, opts, None, trampoline, hold)
 
 
-def placed_before_devices(spec: Spec) -> bool:
-    """Whether init is placed in its cgroups before it makes the container's
-    device nodes: a cgroup mount waits for the placing, since it shows init's
-    own cgroup (nsbox.process.init, ``before_cgroup``)."""
-    return any(m.type in ("cgroup", "cgroup2") and not m.is_bind for m in spec.mounts)
-
-
 def _hand_over(early: EarlyStage1, config: bytes, spec: Spec, fifo: str, opts: LaunchOptions) -> None:
     from nsbox import jsonio
 
@@ -195,7 +188,7 @@ def launch(spec: Spec, fifo: str, state_for_hooks: Callable[[int], bytes],
     *state_for_hooks(pid)* gives the state JSON the hooks read.
     *find_cgroup()* says where the container's cgroups go (None: nowhere);
     they are made once stage 1 has the launch, and *apply_limits(cgroup)*
-    writes their limits right after init is moved in and told so (the
+    writes their limits when init is born, before it is moved in (the
     "placed" step).  *early*: a stage 1 forked
     when the verb started, to be sent *config*, the config.json bytes
     *spec* was parsed from.  *meanwhile()* is the runtime's own work that
@@ -247,14 +240,6 @@ def launch(spec: Spec, fifo: str, state_for_hooks: Callable[[int], bytes],
             meanwhile()
         if cgroup is not None:
             cgroup.create()
-        # The limits are written once init is in the cgroup and told so, as
-        # runc sets them, while init goes on (its cgroup namespace, user,
-        # filter): off the critical path, and still before any hook and
-        # anything of the user's.  Not when init is placed before it makes
-        # the device nodes (a cgroup mount waits for the placing): rewriting
-        # the v1 device rules denies every device for a moment, and its
-        # mknod must not meet that moment.
-        limits_first = placed_before_devices(spec)
         # (1), (2) and (3); init may reach "prestart" only once placed.
         # Without hooks to run there init does not stop (3).
         synced = needs_prestart_sync(spec)
@@ -268,13 +253,13 @@ def launch(spec: Spec, fifo: str, state_for_hooks: Callable[[int], bytes],
                 init_pid = int(payload)
                 os.waitpid(stage1, 0)
                 stage1_reaped = True
+                # the limits first: rewriting the device rules denies every
+                # device for a moment, which init must not be in the cgroup for
                 if cgroup is not None:
-                    if apply_limits is not None and limits_first:
+                    if apply_limits is not None:
                         apply_limits(cgroup)
                     cgroup.add(init_pid)
                 _send_placed(runtime, opts.seccomp)  # if init failed meanwhile, this raises its error
-                if cgroup is not None and apply_limits is not None and not limits_first:
-                    apply_limits(cgroup)
             else:
                 seen_prestart = True
         state = state_for_hooks(init_pid) if synced else None
