@@ -20,9 +20,9 @@ the write returns at once.
 The thread's first write holds the cgroup mutex while it waits, so the
 runtime's mkdir of the container's cgroup waits for it too; which costs no
 more than the grace period the runtime would have paid itself, and is why
-create does its own work before the mkdir and writes the limits only once
-init is placed.  (A verb that fails before its first migration may wait
-for the thread's first write at its exit, at most a grace period.)
+create does its own work before the mkdir.  (A verb that fails before its
+first migration may wait for the thread's first write at its exit, at most
+a grace period.)
 
 The host-wide fix is the cgroup2 mount option
 ``favordynmods`` (Linux 6.0+), which keeps the rwsem in its slow mode for

@@ -254,7 +254,11 @@ def launch(spec: Spec, fifo: str, state_for_hooks: Callable[[int], bytes],
                 os.waitpid(stage1, 0)
                 stage1_reaped = True
                 # the limits first: rewriting the device rules denies every
-                # device for a moment, which init must not be in the cgroup for
+                # device for a moment, which init must not be in the cgroup
+                # for.  It is in from the moment its pid is written, not when
+                # it reads "placed", and it still makes device nodes and opens
+                # /dev/null then (written after the move, as runc writes them,
+                # 1 create in ~300 met EPERM on /dev/null)
                 if cgroup is not None:
                     if apply_limits is not None:
                         apply_limits(cgroup)
