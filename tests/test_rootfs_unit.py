@@ -40,15 +40,14 @@ from nsbox.oci.spec import Spec, SpecError
 from nsbox.rootfs import root_propagation
 from nsbox.rootfs import safepath
 from nsbox.rootfs.devices import DEFAULT_DEVICES, DeviceNode, dev_symlinks, needs_setup_dev, plan_devices
+from nsbox.mountinfo import parse_mountinfo
+from nsbox.rootfs.cgroupfs import is_cgroup2_unified, plan_cgroup_v1
 from nsbox.rootfs.mounts import (
     LOCK_FLAGS,
     check_proc_mount,
     copy_tree,
     format_mount_label,
-    is_cgroup2_unified,
     locked_remount_flags,
-    parse_mountinfo,
-    plan_cgroup_v1,
     prepare_mount,
     statfs_to_mount_flags,
     wrap_error,

@@ -19,7 +19,6 @@ from nsbox._sys.consts import (
 )
 from nsbox._sys import fs
 from nsbox._sys.mount import mount, pivot_root, umount2
-from nsbox.mountinfo import parse_mountinfo
 from nsbox.rootfs.mounts import LOCK_FLAGS, statfs_to_mount_flags
 
 #: What / becomes before anything is mounted, unless linux.rootfsPropagation
@@ -101,6 +100,8 @@ def ms_move_root(rootfs: str, mountinfo_path: str = "/proc/self/mountinfo") -> N
     fresh procfs (the kernel allows it when a full one is visible), so they
     are detached first, or covered with a tmpfs where unmounting is refused.
     """
+    from nsbox.mountinfo import parse_mountinfo  # here: a pivot_root needs none
+
     with open(mountinfo_path) as f:
         mounts = parse_mountinfo(f.read())
     prefix = rootfs.rstrip("/") + "/"
@@ -156,6 +157,7 @@ def unmount_under(path: str, mountinfo_path: str = "/proc/self/mountinfo") -> li
     How delete undoes a container that had no mount namespace of its own:
     its mounts were made in the host's, under its rootfs."""
     from nsbox._sys.consts import MNT_DETACH
+    from nsbox.mountinfo import parse_mountinfo
 
     with open(mountinfo_path) as f:
         mounts = [m.mountpoint for m in parse_mountinfo(f.read())]
