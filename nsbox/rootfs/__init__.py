@@ -19,7 +19,7 @@ writable /proc/sys):
   ├─ 4. spec mounts, in the spec's order (mounts.py)
   │       order matters: /dev before /dev/pts, /sys before /sys/fs/cgroup.
   │       Each destination is resolved inside the rootfs (safepath.py).
-  │       before_cgroup() before each cgroup mount: they show our cgroup.
+  │       before_cgroup() before each cgroup mount (cgroupfs.py): they show our cgroup.
   ├─ 5. /dev: device nodes, /dev/ptmx, /dev/fd & co (devices.py)
   │       AFTER the mounts: they go into the /dev tmpfs of step 4.
   ├─ 6. chdir(rootfs); before_pivot(): prestart/createRuntime sync and the
