@@ -3,6 +3,7 @@
 
 from __future__ import annotations
 
+import os
 import subprocess
 import sys
 
@@ -62,6 +63,16 @@ def test_the_guess_takes_the_usual_layout_once_it_lists_us(tmp_path):
     # a file that does not list us is not ours, whatever its path says: the next line
     assert warmup.guess_own_procs_file(proc, fs, pid=41) == f"{fs}/systemd/user/5/cgroup.procs"
     assert warmup.guess_own_procs_file(proc, fs, pid=7) is None
+
+
+def test_the_guess_takes_no_symlink(tmp_path):
+    """A cgroup.procs is never a symlink; one that is, even to a file that
+    lists us, is passed over (and the thread would not write through it)."""
+    proc = _proc(tmp_path, "", "1:pids:/a\n")
+    fs = _cgroupfs(tmp_path, {"elsewhere": "42\n"})
+    os.makedirs(f"{fs}/pids/a")
+    os.symlink(f"{fs}/elsewhere/cgroup.procs", f"{fs}/pids/a/cgroup.procs")
+    assert warmup.guess_own_procs_file(proc, fs, pid=42) is None
 
 
 def test_the_guess_on_a_v2_host_and_for_co_mounted_controllers(tmp_path):

@@ -71,7 +71,9 @@ def start(proc: str = "/proc/self") -> int | None:
 def _keep_warm(path: str) -> None:
     deadline = time.monotonic() + LINGER
     try:
-        fd = posix.open(path, posix.O_WRONLY | posix.O_CLOEXEC)
+        # O_NOFOLLOW: a cgroup.procs is never a symlink, and "0" must land in
+        # nothing else (no O_TRUNC, but a write all the same)
+        fd = posix.open(path, posix.O_WRONLY | posix.O_CLOEXEC | posix.O_NOFOLLOW)
     except OSError:
         return  # not ours to write (rootless): nothing to warm up then
     try:
@@ -87,7 +89,7 @@ def _keep_warm(path: str) -> None:
 
 
 def _read(path: str) -> str:
-    fd = posix.open(path, posix.O_RDONLY | posix.O_CLOEXEC)
+    fd = posix.open(path, posix.O_RDONLY | posix.O_CLOEXEC | posix.O_NOFOLLOW)
     try:
         chunks = []
         while chunk := posix.read(fd, 65536):
