@@ -120,14 +120,14 @@ def test_the_thread_moves_us_within_our_own_cgroup_and_ends():
 
 
 def test_the_launcher_finds_the_verb_behind_the_global_options():
-    from nsbox.cli import VALUED_GLOBAL_OPTIONS, split_verb, verb_of
+    from nsbox.cli import VALUED_GLOBAL_OPTIONS, split_verb
     from nsbox.cli.main import GLOBAL
     from nsbox.cli.options import REQUIRED
 
-    assert verb_of(["--root", "/r", "--debug", "create", "--bundle", "b", "x"]) == "create"
-    assert verb_of(["--log=/l", "--log-format", "json", "exec", "x", "run"]) == "exec"
-    assert verb_of(["--rootless", "true", "--criu", "c", "state", "run"]) == "state"
-    assert verb_of(["--version"]) is None
+    assert split_verb(["--root", "/r", "--debug", "create", "--bundle", "b", "x"])[1] == "create"
+    assert split_verb(["--log=/l", "--log-format", "json", "exec", "x", "run"])[1] == "exec"
+    assert split_verb(["--rootless", "true", "--criu", "c", "state", "run"])[1] == "state"
+    assert split_verb(["--version"]) == (["--version"], None)
     # the launcher looks for --trace among them (a traced create forks its stage 1 itself)
     assert split_verb(["--root", "--trace", "--trace", "run", "--trace"]) == (["--root", "--trace", "--trace"], "run")
     # the global options that take a value, as the parser knows them

@@ -19,11 +19,6 @@ def split_verb(argv: list[str]) -> tuple[list[str], str | None]:
     return argv[:i], (argv[i] if i < len(argv) else None)
 
 
-def verb_of(argv: list[str]) -> str | None:
-    """The verb in ``[global options] VERB ...``."""
-    return split_verb(argv)[1]
-
-
 def launch() -> None:
     """The nsbox command (bin/nsbox, python -m nsbox).  Before it imports the
     command line, a verb that moves a process into a new cgroup starts
