@@ -36,7 +36,7 @@ __all__ = ["Cgroup", "CgroupError"]
 
 def __getattr__(name: str) -> object:
     # Loaded on first use (PEP 562): a verb that needs only a submodule
-    # (warmup, freezer) does not pay for the whole package (~3 ms).
+    # (warmup, recorded) does not pay for the whole package (~3 ms).
     if name == "Cgroup":
         from nsbox.cgroups.cgroup import Cgroup
 

@@ -15,11 +15,11 @@ from __future__ import annotations
 
 import time
 
+from nsbox.cgroups.errors import CgroupError
 from nsbox.cgroups.recorded import V1, frozen_in
 
 TYPE_CHECKING = False
 if TYPE_CHECKING:
-    from nsbox.cgroups.errors import CgroupError
     from nsbox.cgroups.files import Files
 
 TIMEOUT = 10.0
@@ -43,12 +43,12 @@ def _freeze_v1(f: Files, timeout: float) -> None:
             return
         if state != "FREEZING":
             f.write("freezer.state", "THAWED", controller="freezer")
-            raise _error(f"unexpected freezer.state {state!r} while freezing", "freezer", f.dir)
+            raise CgroupError(f"unexpected freezer.state {state!r} while freezing", controller="freezer", path=f.dir)
         now = time.monotonic()
         if now > deadline:
             f.write("freezer.state", "THAWED", controller="freezer")
-            raise _error(f"cannot freeze {f.dir}: still FREEZING after {timeout:.0f} s "
-                         "(a process in uninterruptible sleep?)", "freezer", f.dir)
+            raise CgroupError(f"cannot freeze {f.dir}: still FREEZING after {timeout:.0f} s "
+                              "(a process in uninterruptible sleep?)", controller="freezer", path=f.dir)
         if now > restart:
             f.write("freezer.state", "THAWED", controller="freezer")
             restart = now + 0.5
@@ -63,17 +63,10 @@ def _freeze_v2(f: Files, timeout: float) -> None:
     while not _v2_frozen(f):
         if time.monotonic() > deadline:
             f.write("cgroup.freeze", "0", controller="cgroup2")
-            raise _error(f"cannot freeze {f.dir}: cgroup.events did not say frozen within {timeout:.0f} s",
-                         "cgroup2", f.dir)
+            raise CgroupError(f"cannot freeze {f.dir}: cgroup.events did not say frozen within {timeout:.0f} s",
+                              controller="cgroup2", path=f.dir)
         time.sleep(delay)
         delay = min(delay * 2, 0.01)
-
-
-def _error(message: str, controller: str, path: str) -> CgroupError:
-    # imported here: the status verbs import this module and never fail in it
-    from nsbox.cgroups.errors import CgroupError
-
-    return CgroupError(message, controller=controller, path=path)
 
 
 def _v2_frozen(f: Files) -> bool:
