@@ -1320,6 +1320,28 @@ def test_remove_if_empty_leaves_a_record_it_does_not_know_to_cgroup(tmp_path, ba
     assert remove_if_empty(bad) is False
 
 
+def test_frozen_reads_the_freezer_a_record_names_and_passes_over_a_malformed_one(tmp_path):
+    from nsbox.cgroups.recorded import frozen
+
+    record = _record(tmp_path, "hybrid",
+                     [("v1", ["cpu"], "cpu"), ("v1", ["freezer"], "freezer"), ("v2", [], "unified")])
+    freezer = record["hierarchies"][1]["dir"]
+    with open(f"{freezer}/freezer.state", "w") as f:
+        f.write("FROZEN\n")
+    with open(f"{freezer}/freezer.self_freezing", "w") as f:
+        f.write("1\n")
+    assert frozen(record)
+    with open(f"{freezer}/freezer.self_freezing", "w") as f:
+        f.write("0\n")  # a frozen parent: not paused
+    assert not frozen(record)
+    # a hierarchy without its dir, or with one outside its mount: not read, and no error
+    record["hierarchies"][1] = {"kind": "v1", "controllers": ["freezer"], "mountpoint": str(tmp_path)}
+    assert not frozen(record)
+    record["hierarchies"][1] = {"kind": "v1", "controllers": ["freezer"], "mountpoint": "/a", "dir": freezer}
+    assert not frozen(record)
+    assert not frozen({"hierarchies": "x"})
+
+
 # --- own: where our own cgroups are --------------------------------------------
 
 def test_own_reads_proc_cgroup_and_v1_mount_options():

@@ -89,14 +89,16 @@ def _dirs(record: object) -> list[str] | None:
 def frozen(record: dict[str, object]) -> bool:
     """frozen_in for a state record's cgroup: state, start and kill ask on
     every call.  The hierarchy is the one Cgroup.frozen picks: v1's
-    freezer, else v2."""
-    hierarchies = [h for h in record.get("hierarchies") or () if isinstance(h, dict)]  # type: ignore[attr-defined]
-    for h in hierarchies:
-        if h.get("kind") == V1 and "freezer" in (h.get("controllers") or ()):
-            return frozen_in(V1, str(h["dir"]))
-    for h in hierarchies:
-        if h.get("kind") == V2:
-            return frozen_in(V2, str(h["dir"]))
+    freezer, else v2.  A malformed hierarchy (hierarchy_fields) is passed
+    over."""
+    hierarchies = record.get("hierarchies")
+    found = [f for f in map(hierarchy_fields, hierarchies if isinstance(hierarchies, list) else ()) if f]
+    for kind, controllers, _, directory in found:
+        if kind == V1 and "freezer" in controllers:
+            return frozen_in(V1, directory)
+    for kind, _, _, directory in found:
+        if kind == V2:
+            return frozen_in(V2, directory)
     return False
 
 
