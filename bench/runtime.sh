@@ -113,17 +113,25 @@ for k in nsbox runc crun crun-nocg; do
     cmd[$k-life]="sh -c '$r create --bundle $B $prefix-life || exit 1; $r start $prefix-life || { $r delete --force $prefix-life; exit 1; }; $r delete --force $prefix-life'"
     cmd[$k-exec]="$r exec $prefix-exec /bin/true"
 done
+# The floors: what one process costs before it does any work.  The python
+# row runs the interpreter as nsbox's launcher does (-S -P), and os._exit
+# skips the teardown, as nsbox's verbs do; crun --version stands for crun's
+# own start (exec, dynamic linking, exit).
+pyfloor="$PYTHON -S -P -c \"import os; os._exit(0)\""
 rows=(
     "nsbox run"$'\t'"${cmd[nsbox-run]}"
     "runc run"$'\t'"${cmd[runc-run]}"
     "crun run"$'\t'"${cmd[crun-run]}"
     "crun run, no cgroups"$'\t'"${cmd[crun-nocg-run]}"
-    "python, os._exit"$'\t'"$PYTHON -c 'import os; os._exit(0)'"
+    "python, os._exit"$'\t'"$PYTHON -S -P -c 'import os; os._exit(0)'"
+    "crun --version"$'\t'"${rt[crun]} --version"
     "nsbox c+s+d"$'\t'"${cmd[nsbox-life]}"
     "runc c+s+d"$'\t'"${cmd[runc-life]}"
     "crun c+s+d"$'\t'"${cmd[crun-life]}"
     "crun c+s+d, no cgroups"$'\t'"${cmd[crun-nocg-life]}"
     "sh + 3 x /bin/true"$'\t'"sh -c '/bin/true; /bin/true; /bin/true'"
+    "sh + 3 x python"$'\t'"sh -c '$pyfloor; $pyfloor; $pyfloor'"
+    "sh + 3 x crun --version"$'\t'"sh -c '${rt[crun]} --version; ${rt[crun]} --version; ${rt[crun]} --version'"
     "nsbox exec"$'\t'"${cmd[nsbox-exec]}"
     "runc exec"$'\t'"${cmd[runc-exec]}"
     "crun exec"$'\t'"${cmd[crun-exec]}"
@@ -193,7 +201,7 @@ print("cgroup host as the runtimes see it: " + ("hybrid, shown as v1 in a privat
                                                  if hybrid else "unchanged"))
 
 
-def section(title, rows, nsbox, runc, crun, floor, floor_note):
+def section(title, rows, nsbox, runc, crun, floor, floor_note, floors=None):
     print(f"\n{title}")
     print(f"{'':24} {'median ms':>9}  {'mean ± stddev ms':>16}  {'min ms':>6}  {'x runc':>6}  {'failed':>6}")
     for n in rows:
@@ -215,15 +223,25 @@ def section(title, rows, nsbox, runc, crun, floor, floor_note):
         print(f"{floor_note}: {ms(med[floor]):.1f} ms in every row; without it nsbox / runc "
               f"{(med[nsbox] - med[floor]) / (med[runc] - med[floor]):.2f}, nsbox / crun "
               f"{(med[nsbox] - med[floor]) / (med[crun] - med[floor]):.2f}")
+    if floors:
+        # crun's row with crun's process starts swapped for the interpreter's:
+        # what nsbox would take if its own work were exactly as fast as crun's.
+        crun_floor, python_floor = floors
+        bound = med[crun] - med[crun_floor] + med[python_floor]
+        print(f"crun's work on nsbox's floor ({crun_floor!r} swapped for {python_floor!r}): "
+              f"{ms(bound):.1f} ms, x crun {bound / med[crun]:.2f}; the crun goal needs nsbox's work "
+              f"{'no slower' if bound <= 1.3 * med[crun] else 'faster'} than crun's")
 
 
 section("run --bundle B ID  (create, start, wait for /bin/true, delete: one command)",
-        ["nsbox run", "runc run", "crun run", "crun run, no cgroups", "python, os._exit"],
-        "nsbox run", "runc run", "crun run", "python, os._exit", "the interpreter floor (python, os._exit)")
+        ["nsbox run", "runc run", "crun run", "crun run, no cgroups", "python, os._exit", "crun --version"],
+        "nsbox run", "runc run", "crun run", "python, os._exit", "the interpreter floor (python, os._exit)",
+        ("crun --version", "python, os._exit"))
 section("create + start + delete --force  (three commands from one sh -c)",
-        ["nsbox c+s+d", "runc c+s+d", "crun c+s+d", "crun c+s+d, no cgroups", "sh + 3 x /bin/true"],
+        ["nsbox c+s+d", "runc c+s+d", "crun c+s+d", "crun c+s+d, no cgroups", "sh + 3 x /bin/true",
+         "sh + 3 x python", "sh + 3 x crun --version"],
         "nsbox c+s+d", "runc c+s+d", "crun c+s+d", "sh + 3 x /bin/true",
-        "the wrapper (sh + three fork/exec)")
+        "the wrapper (sh + three fork/exec)", ("sh + 3 x crun --version", "sh + 3 x python"))
 section("exec ID /bin/true  (into a running container)",
         ["nsbox exec", "runc exec", "crun exec", "python, os._exit"],
         "nsbox exec", "runc exec", "crun exec", "python, os._exit", "the interpreter floor (python, os._exit)")
