@@ -9,17 +9,20 @@ The status machine (OCI runtime spec, "Lifecycle")::
 ``created``: init is alive and parked on the exec fifo.  ``running``: init is
 alive and the fifo is gone (start consumed it).  ``stopped``: init is gone,
 or its pid now belongs to another process (we compare start times).
+
+Like nsbox.state, this module uses ``posix``, not ``os`` (~1.3 ms to import),
+for the status verbs; ``create`` imports ``os`` itself.
 """
 
 from __future__ import annotations
 
-import os
+import posix
 import time
 
 from nsbox.errors import ExecError, NsboxError
 from nsbox.oci.state import CREATED, CREATING, PAUSED, RUNNING, STOPPED, oci_state, to_json
-from nsbox.state import (SECCOMP_CACHE, ContainerNotFound, InvalidState, StateDir, is_alive, process_start_time,
-                         write_atomic)
+from nsbox.state import (SECCOMP_CACHE, ContainerNotFound, InvalidState, StateDir, exists, is_alive,
+                         process_start_time, write_atomic)
 
 SIGKILL = 9
 
@@ -68,6 +71,8 @@ class Container:
         their Spec), launch init (through *early*, a stage 1 forked when the
         verb started, if given) and leave it parked; nothing is left behind
         when any step fails."""
+        import os
+
         from nsbox.oci import spec as oci_spec
         from nsbox.oci.features import unsupported
         from nsbox.process.create import launch
@@ -197,7 +202,7 @@ class Container:
 
             if frozen(cgroup):
                 return PAUSED
-        if os.path.exists(self.dir.fifo):
+        if exists(self.dir.fifo):
             return CREATED
         return RUNNING
 
@@ -223,14 +228,14 @@ class Container:
         # the hooks' spec is read before the fifo: a failure must leave the container created
         spec = self.spec() if self._has_hooks("poststart") else None
         try:
-            fd = os.open(self.dir.fifo, os.O_WRONLY | os.O_NONBLOCK | os.O_CLOEXEC)
+            fd = posix.open(self.dir.fifo, posix.O_WRONLY | posix.O_NONBLOCK | posix.O_CLOEXEC)
         except OSError as e:  # ENXIO: no reader, init died after we looked
             raise InvalidState(f"cannot start: the container's init is gone ({e.strerror})") from None
         try:
-            os.write(fd, b"0")
+            posix.write(fd, b"0")
         finally:
-            os.close(fd)
-        os.unlink(self.dir.fifo)
+            posix.close(fd)
+        posix.unlink(self.dir.fifo)
         if spec is None:
             return []
         from nsbox.process.hooks import run_hooks_warning
@@ -306,7 +311,7 @@ class Container:
             if e.errno != 3:  # ESRCH: it exited meanwhile
                 raise
         finally:
-            os.close(pidfd)
+            posix.close(pidfd)
 
     def processes(self) -> list[int]:
         """Host pids of the container's processes: those in its cgroup (sub-cgroups
@@ -317,20 +322,20 @@ class Container:
         if not self.alive():
             return []
         try:
-            target = os.stat(f"/proc/{self.pid}/ns/pid")
+            target = posix.stat(f"/proc/{self.pid}/ns/pid")
         except FileNotFoundError:
             return []
         except PermissionError:
             return [self.pid]  # not ours to inspect (a non-dumpable init): init at least is
-        host = os.stat("/proc/self/ns/pid")
+        host = posix.stat("/proc/self/ns/pid")
         if (target.st_dev, target.st_ino) == (host.st_dev, host.st_ino):
             return [self.pid]  # shares the host's PID namespace: only init is surely ours
         pids = []
-        for name in os.listdir("/proc"):
+        for name in posix.listdir("/proc"):
             if not name.isdigit():
                 continue
             try:
-                st = os.stat(f"/proc/{name}/ns/pid")
+                st = posix.stat(f"/proc/{name}/ns/pid")
             except OSError:
                 continue
             if (st.st_dev, st.st_ino) == (target.st_dev, target.st_ino):
@@ -455,7 +460,7 @@ def remove_abandoned(root: str, container_id: str) -> None:
     d = StateDir(root, container_id)
     path = d.path
     try:
-        fd = os.open(path, os.O_RDONLY | os.O_DIRECTORY | os.O_CLOEXEC | os.O_NOFOLLOW)
+        fd = posix.open(path, posix.O_RDONLY | posix.O_DIRECTORY | posix.O_CLOEXEC | posix.O_NOFOLLOW)
     except OSError:
         return
     try:
@@ -463,7 +468,7 @@ def remove_abandoned(root: str, container_id: str) -> None:
             fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
         except BlockingIOError:
             return  # being created right now
-        if os.path.exists(os.path.join(path, "state.json")):
+        if exists(f"{path}/state.json"):
             return  # it finished meanwhile: a container, not debris
         cgroups_path = None
         try:
@@ -481,7 +486,7 @@ def remove_abandoned(root: str, container_id: str) -> None:
             cgroup.destroy()
         d.remove()
     finally:
-        os.close(fd)
+        posix.close(fd)
 
 
 def _kill_all_in(cgroup: Cgroup, timeout: float = 10.0) -> None:
@@ -495,7 +500,7 @@ def _kill_all_in(cgroup: Cgroup, timeout: float = 10.0) -> None:
         cgroup.freeze()
         for pid in cgroup.pids():
             try:
-                os.kill(pid, 9)
+                posix.kill(pid, 9)
             except ProcessLookupError:
                 pass
         cgroup.thaw()  # SIGKILL is delivered as the tasks thaw

@@ -49,9 +49,9 @@ def test_root_writes_everything_itself(monkeypatch):
 
 
 def test_default_root(monkeypatch):
-    monkeypatch.setattr(cli_main.os, "geteuid", lambda: 0)
+    monkeypatch.setattr(cli_main.posix, "geteuid", lambda: 0)
     assert cli_main.default_root() == "/run/nsbox"
-    monkeypatch.setattr(cli_main.os, "geteuid", lambda: 1000)
+    monkeypatch.setattr(cli_main.posix, "geteuid", lambda: 1000)
     monkeypatch.setenv("XDG_RUNTIME_DIR", "/run/user/1000")
     assert cli_main.default_root() == "/run/user/1000/nsbox"
     monkeypatch.delenv("XDG_RUNTIME_DIR")
@@ -63,7 +63,7 @@ def test_default_root(monkeypatch):
 def test_default_root_for_root_of_a_user_namespace(monkeypatch):
     # rootless podman runs its runtime as root of its user namespace, with
     # XDG_RUNTIME_DIR set: that root's state goes there, as runc's does
-    monkeypatch.setattr(cli_main.os, "geteuid", lambda: 0)
+    monkeypatch.setattr(cli_main.posix, "geteuid", lambda: 0)
     monkeypatch.setenv("XDG_RUNTIME_DIR", "/run/user/1000")
     monkeypatch.delenv("USER", raising=False)
     monkeypatch.setattr(userns, "running_in_user_namespace", lambda proc="/proc/self": True)
@@ -89,10 +89,10 @@ def _context(rootless: str | None) -> cli_main.Context:
 
 
 def test_rootless_auto_true_false(monkeypatch):
-    monkeypatch.setattr(cli_main.os, "geteuid", lambda: 1000)
+    monkeypatch.setattr(cli_main.posix, "geteuid", lambda: 1000)
     assert _context(None).is_rootless() and _context("auto").is_rootless()
     assert not _context("false").is_rootless()
-    monkeypatch.setattr(cli_main.os, "geteuid", lambda: 0)
+    monkeypatch.setattr(cli_main.posix, "geteuid", lambda: 0)
     assert _context("true").is_rootless()
     assert not _context("auto").is_rootless()  # pytest runs as root of the initial user namespace
     with pytest.raises(cli_main.UsageError, match="auto, true or false"):

@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 import os
 import subprocess
+import sys
 import time
 
 import pytest
@@ -111,6 +112,33 @@ def test_create_start_state_delete(rt):
     rt("delete", "life", check=True)
     r = rt("state", "life")
     assert r.returncode == 1 and "container life does not exist" in r.stderr
+
+
+def test_status_verbs_do_without_os(rt):
+    # In a -S interpreter, as the launcher starts one, `import os` costs
+    # ~1.3 ms, a seventh of such a verb: state, start, list and delete of a
+    # stopped container must not import it (nsbox.state says how).
+    from conftest import ROOT
+
+    def imports_os(*args):
+        code = (f"import sys; sys.path.append({ROOT!r}); sys.argv = ['nsbox', *{list(args)!r}]\n"
+                "from nsbox.cli.main import main\n"
+                "status = main(); sys.stdout.flush()\n"
+                "sys.stderr.write(f'status={status} os={\"os\" in sys.modules}')\n")
+        r = subprocess.run([sys.executable, "-S", "-P", "-c", code], capture_output=True, text=True, timeout=30)
+        last = r.stderr.splitlines()[-1] if r.stderr else ""
+        assert last.startswith("status=0 "), r.stderr
+        return last.endswith("os=True")
+
+    rt.create("lean", ["true"])
+    assert not imports_os("--root", rt.root, "state", "lean")
+    assert not imports_os("--root", rt.root, "start", "lean")
+    rt.wait_status("lean", "stopped")
+    assert not imports_os("--root", rt.root, "list")
+    assert not imports_os("--root", rt.root, "delete", "lean")
+    assert not os.path.exists(os.path.join(rt.root, "lean"))
+    # the check itself sees os where it is imported
+    assert imports_os("--root", rt.root, "spec", "--bundle", str(rt.tmp))
 
 
 def test_run_foreground_exit_status_and_output(rt):
