@@ -149,7 +149,7 @@ def _become(process: Process, chan: Channel, preserve_fds: int, console: socket.
             seccomp: Program | None) -> None:
     from nsbox.process.channel import close_fds_except
     from nsbox.process.init import (apply_rlimits, apply_seccomp_early, enter_cwd, exec_program, find_program,
-                                    install_seccomp, switch_user_process)
+                                    install_seccomp, limit_bounding_set, switch_user)
     from nsbox.process.trampoline import prepare
 
     trampoline = prepare()  # before any filter could refuse memfd_create
@@ -168,8 +168,9 @@ def _become(process: Process, chan: Channel, preserve_fds: int, console: socket.
     close_fds_except({0, 1, 2, *chan.fds(), *range(3, 3 + preserve_fds)}
                      | ({trampoline} if trampoline is not None else set()))
     enter_cwd(process.cwd)  # after the close: see init's step 7
+    capabilities = limit_bounding_set(process)
     late_seccomp = apply_seccomp_early(seccomp, process, chan)
-    switch_user_process(process)
+    switch_user(process, capabilities)
     if process.no_new_privileges:
         _proc.prctl(PR_SET_NO_NEW_PRIVS, 1)
     if late_seccomp is not None:

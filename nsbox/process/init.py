@@ -15,11 +15,13 @@ handshake.  The order below is the lesson of every runtime's CVEs:
        an early stage 1 makes it while it waits for the launch)
     7. close every fd but stdio, the preserved ones, the channel, the fifo
        and the trampoline; then chdir to process.cwd, checked to be inside
-       the new root (nothing stays outside: CVE-2024-21626); wait to be
-       placed in the container's cgroups (earlier when a cgroup mount or a
-       hook needs it), then make the cgroup namespace
+       the new root (nothing stays outside: CVE-2024-21626); the bounding
+       set (it limits only what an execve grants, so the steps below keep
+       their capabilities); wait to be placed in the container's cgroups
+       (earlier when a cgroup mount or a hook needs it), then make the
+       cgroup namespace
     8. seccomp here if noNewPrivileges is false (loading needs CAP_SYS_ADMIN);
-       bounding set, user and groups, the other capability sets, no_new_privs
+       user and groups, the other capability sets, no_new_privs
     9. seccomp here if noNewPrivileges is true (as late as possible);
        "ready"; block on the exec fifo; startContainer hooks; execve
 """
@@ -40,6 +42,7 @@ if TYPE_CHECKING:
     from nsbox.oci.spec import Process, Spec
     from nsbox.process.channel import Channel
     from nsbox.process.create import LaunchOptions
+    from nsbox.security.capabilities import CapabilitySets
     from nsbox.security.filter import Program
 
 
@@ -142,9 +145,10 @@ def container_init(spec: Spec, chan: Channel, fifo_fd: int, opts: LaunchOptions,
 
     close_fds_except(keep)  # before the chdir: a cwd of /proc/self/fd/N must find no runtime fd
     enter_cwd(process.cwd)
+    capabilities = limit_bounding_set(process)
     placed()  # in our cgroups before the user's process could run, and while we may unshare
     late_seccomp = apply_seccomp_early(opts.seccomp, process, chan)
-    switch_user(spec)
+    switch_user(process, capabilities)
     if process.no_new_privileges:
         _proc.prctl(PR_SET_NO_NEW_PRIVS, 1)
     if late_seccomp is not None:
@@ -302,20 +306,29 @@ def find_program(name: str, path: str | None) -> str:
                     else f"exec: {name!r}: no such file or directory", 2)
 
 
-def switch_user(spec: Spec) -> None:
-    assert spec.process is not None
-    switch_user_process(spec.process)
+def limit_bounding_set(process: Process) -> CapabilitySets:
+    """Drop from the bounding set what *process* is not to have, and return
+    the capability sets ``switch_user`` gives it (none at all without a
+    capabilities object, as runc does).  Only what an execve could grant
+    shrinks: the capabilities held now, which the steps up to
+    ``switch_user`` use, stay.  So init does this before it waits for
+    "placed", off the critical path of a create (~0.45 ms, cap names to bits
+    included)."""
+    from nsbox.security import capabilities as caps
+
+    if not process.capabilities.present:
+        return caps.CapabilitySets(0, 0, 0, 0, 0)
+    sets = caps.CapabilitySets.from_spec(process.capabilities)
+    caps.drop_bounding(sets.bounding, caps.last_cap())
+    return sets
 
 
-def switch_user_process(process: Process) -> None:
-    """Capabilities and the user, in the order capabilities(7) needs."""
+def switch_user(process: Process, sets: CapabilitySets) -> None:
+    """The user, then *sets* (from ``limit_bounding_set``), in the order
+    capabilities(7) needs."""
     from nsbox.security import capabilities as caps
 
     user = process.user
-    sets = caps.CapabilitySets.from_spec(process.capabilities) if process.capabilities.present else None
-    top = caps.last_cap()
-    if sets is not None:
-        caps.drop_bounding(sets.bounding, top)
     caps.keep_caps_across_setuid(True)
     try:
         os.setgroups(list(user.additional_gids))
@@ -329,11 +342,7 @@ def switch_user_process(process: Process) -> None:
         raise NsboxError(f"process.user: cannot become uid {user.uid} gid {user.gid}: {e.strerror}",
                          "the ids must be mapped in the container's user namespace") from None
     caps.keep_caps_across_setuid(False)
-    if sets is not None:
-        caps.apply(sets)
-    else:
-        # No capabilities object: the process gets none, as runc does.
-        caps.apply(caps.CapabilitySets(0, 0, 0, 0, 0))
+    caps.apply(sets)
 
 
 def exec_program(program: str, args: list[str], env: dict[str, str], trampoline: int | None,
