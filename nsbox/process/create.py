@@ -16,11 +16,11 @@
                                      but the cgroup one); time offsets
                                      fork -------------------------->  PID 1 of the new PID ns
     (2) <--------------- "pid N" --                                    rootfs: mounts, devices,
-    reap stage 1                     exit                              pivot_root, ... (see init.py),
-    cgroups: apply the limits,                                         as far as it can go before
-    then put init into them                                            it is in the cgroups:
+    cgroups: apply the limits,       exit                              pivot_root, ... (see init.py),
+    then put init into them                                            as far as it can go before
+                                                                       it is in the cgroups:
         ---------------------------------------- "placed" [+ "bpf"] -->  wait for "placed", then
-                                                                       unshare(CLONE_NEWCGROUP)
+    reap stage 1                                                       unshare(CLONE_NEWCGROUP)
     (3) <----------------------------------------------- "prestart" --+  (only with
     prestart, createRuntime hooks                                      |   hooks to run)
         ---------------------------------------- "prestart-done S" -->  createContainer hooks
@@ -251,8 +251,6 @@ def launch(spec: Spec, fifo: str, state_for_hooks: Callable[[int], bytes],
                 runtime.send("maps-done")
             elif tag == "pid":
                 init_pid = int(payload)
-                os.waitpid(stage1, 0)
-                stage1_reaped = True
                 # the limits first: rewriting the device rules denies every
                 # device for a moment, which init must not be in the cgroup
                 # for.  It is in from the moment its pid is written, not when
@@ -264,6 +262,10 @@ def launch(spec: Spec, fifo: str, state_for_hooks: Callable[[int], bytes],
                         apply_limits(cgroup)
                     cgroup.add(init_pid)
                 _send_placed(runtime, opts.seccomp)  # if init failed meanwhile, this raises its error
+                # Stage 1 exits once it has said "pid"; the exit of a Python
+                # process takes ~1 ms, which init need not wait for
+                os.waitpid(stage1, 0)
+                stage1_reaped = True
             else:
                 seen_prestart = True
         state = state_for_hooks(init_pid) if synced else None
