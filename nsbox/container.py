@@ -107,9 +107,9 @@ class Container:
                 nonlocal owned
                 from nsbox.cgroups import Cgroup
 
-                cgroup: Cgroup | None = Cgroup.for_container(spec.linux.cgroups_path, container_id)
-                if opts.rootless:
-                    cgroup = _cgroup_if_permitted(cgroup, spec.linux.resources)
+                found = Cgroup.for_container(spec.linux.cgroups_path, container_id)
+                found.refuse_unfit()  # before it is ours to clean up: it may hold others' processes
+                cgroup = _cgroup_if_permitted(found, spec.linux.resources) if opts.rootless else found
                 owned = cgroup
                 return cgroup
 

@@ -1212,6 +1212,45 @@ def test_v2_freeze_gives_up_and_thaws(tmp_path, kernel):
     assert read(f"{cg.paths()['']}/cgroup.freeze") == "0"
 
 
+def test_refuse_unfit_v1_a_cgroup_in_use_or_under_a_frozen_one(tmp_path, kernel):
+    host = kernel(v1_host, tmp_path)
+    cg = host.cgroup("/shared/c")
+    cg.refuse_unfit()  # nothing there yet
+    cg.create()
+    cg.refuse_unfit()  # there, empty, thawed: fit (a path made ahead of time, as a client may)
+    with open(f"{cg.paths()['pids']}/cgroup.procs", "w") as f:
+        f.write("4242\n")
+    with pytest.raises(CgroupError, match=r"^linux.cgroupsPath: the container's cgroup \S+/pids/shared/c is not "
+                                          r"empty: 1 process\(es\) in it: containers must not share"):
+        cg.refuse_unfit()
+    iced = host.cgroup("/ice/c")
+    host.mkdir(host.path("freezer", "ice"))
+    with open(host.path("freezer", "ice", "freezer.state"), "w") as f:
+        f.write("FREEZING\n")
+    with pytest.raises(CgroupError, match=r"^linux.cgroupsPath: freezer: \S+/freezer/ice, where the container's "
+                                          r"cgroup would go, is frozen: thaw it"):
+        iced.refuse_unfit()
+    assert not os.path.exists(host.path("freezer", "ice", "c"))  # it only reads
+
+
+def test_refuse_unfit_v2_frozen_itself_or_by_an_ancestor(tmp_path, kernel):
+    host = kernel(v2_host, tmp_path)
+    cg = host.cgroup("/ice/c")
+    host.mkdir(host.path("ice"))
+    cg.refuse_unfit()
+    with open(host.path("ice", "cgroup.events"), "w") as f:
+        f.write("populated 0\nfrozen 1\n")  # frozen through its own parent, say
+    with pytest.raises(CgroupError, match="where the container's cgroup would go, is frozen"):
+        cg.refuse_unfit()
+    with open(host.path("ice", "cgroup.events"), "w") as f:
+        f.write("populated 0\nfrozen 0\n")
+    cg.create()
+    with open(f"{cg.paths()['']}/cgroup.freeze", "w") as f:
+        f.write("1\n")  # asked to freeze, not frozen yet
+    with pytest.raises(CgroupError, match=r"cgroup2: the container's cgroup \S+/ice/c is frozen"):
+        cg.refuse_unfit()
+
+
 def test_frozen_of_a_removed_cgroup_is_false(tmp_path):
     assert not hybrid_host(tmp_path).cgroup().frozen()
 

@@ -194,3 +194,50 @@ def test_delete_of_a_stopped_container_kills_what_its_init_left_and_removes_the_
     rt("delete", "left", check=True)
     assert process_start_time(left) is None  # killed (a zombie at most: the host's init reaps it)
     assert hierarchies_with(path) == []
+
+
+def test_a_cgroup_another_container_uses_is_refused(rt):  # noqa: F811
+    """Two containers in one cgroup would share their limits, and the
+    second's pause or delete would reach the first: the second create is
+    refused (as runc refuses it), and the first goes on untouched."""
+    first = rt.bundle(["sleep", "60"])
+    path = read_config(first)["linux"]["cgroupsPath"]
+    rt("create", "--bundle", first, "owner", check=True, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    second = rt.bundle(["true"])
+    spec = read_config(second)
+    spec["linux"]["cgroupsPath"] = path
+    write_config(second, spec)
+    r = rt("create", "--bundle", second, "intruder")
+    assert r.returncode == 1 and r.stderr.count("\n") == 1, r.stderr
+    assert "linux.cgroupsPath" in r.stderr and "is not empty: 1 process(es)" in r.stderr
+    assert not os.path.exists(os.path.join(rt.root, "intruder"))
+    assert rt.state("owner")["status"] == "created"  # not killed by the failed create's cleanup
+    assert hierarchies_with(path)
+
+
+def test_a_frozen_cgroup_is_refused_rather_than_hanging_in(rt):  # noqa: F811
+    """Init placed in a frozen cgroup would never say ready: create would
+    hang.  A container whose cgroup would go under a frozen one is refused
+    at once (the new cgroup would be frozen too)."""
+    parent = f"/nsbox-frozen-{os.getpid()}"
+    if os.path.isdir("/sys/fs/cgroup/freezer"):
+        frozen, state, on, off = f"/sys/fs/cgroup/freezer{parent}", "freezer.state", "FROZEN", "THAWED"
+    else:
+        frozen, state, on, off = f"/sys/fs/cgroup{parent}", "cgroup.freeze", "1", "0"
+    os.mkdir(frozen)
+    try:
+        with open(f"{frozen}/{state}", "w") as f:
+            f.write(on)
+        b = rt.bundle(["true"])
+        spec = read_config(b)
+        spec["linux"]["cgroupsPath"] = f"{parent}/c"
+        write_config(b, spec)
+        r = rt("create", "--bundle", b, "iced", timeout=30)
+        assert r.returncode == 1 and r.stderr.count("\n") == 1, r.stderr
+        assert f"{frozen}, where the container's cgroup would go, is frozen" in r.stderr
+        assert not os.path.exists(os.path.join(rt.root, "iced"))
+        assert hierarchies_with(f"{parent}/c") == []
+    finally:
+        with open(f"{frozen}/{state}", "w") as f:
+            f.write(off)
+        os.rmdir(frozen)

@@ -125,6 +125,31 @@ class Cgroup:
 
     # -- lifecycle -------------------------------------------------------------
 
+    def refuse_unfit(self) -> None:
+        """Refuse, before ``create``, a cgroup with processes in it or a frozen
+        one, as runc does (the runtime spec allows it).  The processes would
+        be another container's or the host's, and this container's limits,
+        pause and delete would reach them too; in a frozen cgroup init would
+        hang.  Only reads: they do not wait for the cgroup mutex, which the
+        warm-up thread may hold for a grace period (nsbox.cgroups.warmup)."""
+        i = procs_source(self.mode, [(h.kind, h.controllers) for h in self.hierarchies])
+        if i is not None:
+            where = self.hierarchies[i].dir
+            pids = tree.procs(where)  # [] when it does not exist
+            if pids:
+                raise CgroupError(f"the container's cgroup {where} is not empty: {len(pids)} process(es) in it",
+                                  "containers must not share a cgroup: give this one a path of its own",
+                                  json_path="linux.cgroupsPath", path=where)
+        for h in self.hierarchies:
+            if h.kind == V1 and "freezer" not in h.controllers:
+                continue
+            where = tree.nearest_existing(h)  # a new cgroup is frozen when its parent is
+            if _freezer.frozen_any_way(h.kind, where):
+                what = f"the container's cgroup {where}" if where == h.dir else \
+                    f"{where}, where the container's cgroup would go,"
+                raise CgroupError(f"{what} is frozen", "thaw it, or give the container a path elsewhere",
+                                  json_path="linux.cgroupsPath", controller=h.label, path=where)
+
     def create(self) -> None:
         """mkdir the cgroup in every hierarchy (missing parents too); nothing is
         left when it fails part-way."""

@@ -86,3 +86,20 @@ def thaw(f: Files) -> None:
 
 def frozen(f: Files) -> bool:
     return frozen_in(f.hier.kind, f.dir)
+
+
+def frozen_any_way(kind: str, directory: str) -> bool:
+    """Frozen or freezing, by its own request or an ancestor's (which a new
+    child of *directory* would be too); False where there is no such file
+    (the root of a v2 tree) or the cgroup is gone."""
+    try:
+        if kind == V1:
+            with open(f"{directory}/freezer.state") as f:
+                return f.read().strip() in ("FROZEN", "FREEZING")
+        with open(f"{directory}/cgroup.freeze") as f:
+            if f.read().strip() == "1":
+                return True
+        with open(f"{directory}/cgroup.events") as f:
+            return "frozen 1" in f.read().splitlines()
+    except (FileNotFoundError, NotADirectoryError):
+        return False

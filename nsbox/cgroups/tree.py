@@ -38,6 +38,15 @@ def levels(h: Hierarchy) -> list[str]:
     return out
 
 
+def nearest_existing(h: Hierarchy) -> str:
+    """The container's directory in *h* if it exists, else its closest
+    ancestor that does (the mount point at the least)."""
+    for d in reversed(levels(h)):
+        if os.path.isdir(d):
+            return d
+    return h.mountpoint
+
+
 def create(hierarchies: list[Hierarchy], journal: list[tuple[str, str]]) -> None:
     """mkdir the container's cgroup (and missing parents) in every hierarchy;
     on failure remove what this call made, so nothing is left."""
