@@ -9,7 +9,7 @@ import sys
 import time
 
 
-from conftest import requires_root
+from conftest import NSBOX, requires_root
 from nsbox.testing.bundle import read_config, write_config
 from test_runtime import Runtime, _linux, rt  # noqa: F401 - the fixture
 
@@ -117,7 +117,21 @@ def test_pause_resume_and_state(rt):  # noqa: F811
     before = utime(pid)
     time.sleep(0.5)
     assert utime(pid) == before
-    rt("resume", "busy", check=True)
+    r = rt("exec", "busy", "true", timeout=30)  # refused at once: in the frozen cgroup it would hang
+    assert r.returncode == 1 and r.stderr == \
+        "nsbox: exec: cannot exec in a paused container (use --ignore-paused to override)\n"
+    # asked for, the process waits frozen and runs on resume
+    late = subprocess.Popen([*NSBOX, "--root", rt.root, "exec", "--ignore-paused", "busy", "echo", "thawed"],
+                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, stdin=subprocess.DEVNULL, text=True)
+    try:
+        time.sleep(0.3)
+        assert late.poll() is None
+        rt("resume", "busy", check=True)
+        out, err = late.communicate(timeout=30)
+    finally:
+        late.kill()
+        late.wait()
+    assert late.returncode == 0 and out == "thawed\n", err
     assert rt.state("busy")["status"] == "running"
     time.sleep(0.5)
     assert utime(pid) > before

@@ -27,6 +27,7 @@ PARSER = Parser("nsbox exec", "[options] ID [CMD [ARGS...]]", [
     Opt("-c|--cap", "add a capability (repeatable)", REQUIRED, multi=True, metavar="CAP"),
     Opt("--no-new-privs", "set no_new_privs for the process", NONE),
     Opt("--preserve-fds", "pass N more fds (3, 4, ...) to the process", REQUIRED, metavar="N"),
+    Opt("--ignore-paused", "exec in a paused container too (the process is frozen until resume)", NONE),
     Opt("--apparmor", "an AppArmor profile (not supported on this host)", REQUIRED, metavar="PROFILE"),
     Opt("--process-label", "an SELinux label (not supported on this host)", REQUIRED, metavar="LABEL"),
 ], operands="stop", about="Run a new process inside a running container.")
@@ -37,7 +38,7 @@ def run(argv: list[str], ctx) -> int:  # type: ignore[no-untyped-def]
 
     warmup.ensure_started()  # first: the process joins the container's cgroup
     from nsbox.container import Container
-    from nsbox.oci.state import STOPPED, to_json
+    from nsbox.oci.state import PAUSED, STOPPED, to_json
     from nsbox.process.exec import exec_in
     from nsbox.state import InvalidState, write_atomic
 
@@ -49,8 +50,12 @@ def run(argv: list[str], ctx) -> int:  # type: ignore[no-untyped-def]
         if o[flag]:
             raise UsageError(f"--{flag.replace('_', '-')}: not supported on this host")
     container = Container.load(ctx.root, container_id, lock=False)
-    if container.status() == STOPPED:
+    status = container.status()
+    if status == STOPPED:
         raise InvalidState("cannot exec in a stopped container")
+    if status == PAUSED and not o["ignore_paused"]:
+        # the process would join the frozen cgroup and exec would hang (runc's flag and words)
+        raise InvalidState("cannot exec in a paused container (use --ignore-paused to override)")
     process = build_process(o, cmd, container)
     detach = bool(o["detach"])
     seccomp = container.seccomp()
