@@ -295,10 +295,10 @@ class Container:
                 cgroup.thaw()
 
     def _send(self, pid: int, signum: int) -> None:
-        from nsbox._sys import process as _proc
+        from nsbox._sys.pidfd import pidfd_open, pidfd_send_signal
 
         try:
-            pidfd = _proc.pidfd_open(pid)
+            pidfd = pidfd_open(pid)
         except OSError:
             return  # exited meanwhile
         try:
@@ -306,7 +306,7 @@ class Container:
             # recorded now, the signal cannot hit a recycled pid
             if pid == self.pid and not self.alive():
                 return
-            _proc.pidfd_send_signal(pidfd, signum)
+            pidfd_send_signal(pidfd, signum)
         except OSError as e:
             if e.errno != 3:  # ESRCH: it exited meanwhile
                 raise

@@ -11,6 +11,7 @@ import os
 
 from nsbox._sys import ns as _ns
 from nsbox._sys import process as _proc
+from nsbox._sys.pidfd import pidfd_open
 from nsbox._sys.consts import CLONE_NEWUSER
 from nsbox.errors import ProcessNotFound
 
@@ -30,7 +31,7 @@ def join(files: list[tuple[int, str]], pid: int | None = None) -> None:
     flags = flags_of_files(files)
     if pid is not None and all(path.startswith(f"/proc/{pid}/ns/") for _, path in files):
         try:
-            pidfd = _proc.pidfd_open(pid)
+            pidfd = pidfd_open(pid)
         except OSError as e:
             if e.errno == 3:  # ESRCH
                 raise ProcessNotFound(f"no process with pid {pid}") from None

@@ -13,12 +13,12 @@ A container's init is alive when its pid exists *and* has the start time we
 recorded (field 22 of /proc/PID/stat), so a recycled pid is never mistaken
 for it.
 
-This module, like the rest of what ``state``, ``start``, ``delete`` and
-``list`` import, uses ``posix`` rather than ``os``: in an interpreter
-started with -S, ``import os`` costs ~1.3 ms (its ``_collections_abc``),
-about a seventh of such a verb.  Paths are joined with "/" (no part is
-absolute: ids are checked), and what only ``create`` does imports ``os``.
-(``kill`` signals through nsbox._sys, which uses ``os``.)
+This module, like the rest of what ``state``, ``start``, ``kill``,
+``delete`` and ``list`` import, uses ``posix`` rather than ``os``: in an
+interpreter started with -S, ``import os`` costs ~1.3 ms (its
+``_collections_abc``), about a seventh of such a verb.  Paths are joined
+with "/" (no part is absolute: ids are checked), and what only ``create``
+does imports ``os``.
 """
 
 from __future__ import annotations

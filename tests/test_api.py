@@ -15,6 +15,7 @@ from conftest import in_child, requires_root
 import nsbox
 from nsbox._sys import mount as sys_mount
 from nsbox._sys import ns as sys_ns
+from nsbox._sys import pidfd as sys_pidfd
 from nsbox._sys import process as sys_proc
 from nsbox._sys.consts import CLONE_NEWNS, CLONE_NEWUTS, MNT_DETACH, MS_PRIVATE, MS_REC
 from nsbox.errors import NamespaceError, ProcessNotFound
@@ -210,13 +211,13 @@ def test_capget_and_pidfd_send_signal():
     if pid == 0:
         time.sleep(30)
         os._exit(0)
-    fd = sys_proc.pidfd_open(pid)
+    fd = sys_pidfd.pidfd_open(pid)
     try:
-        sys_proc.pidfd_send_signal(fd, signal.SIGTERM)
+        sys_pidfd.pidfd_send_signal(fd, signal.SIGTERM)
         _, status_code = os.waitpid(pid, 0)
         assert os.WIFSIGNALED(status_code) and os.WTERMSIG(status_code) == signal.SIGTERM
         with pytest.raises(OSError) as e:  # the process is gone: ESRCH, named
-            sys_proc.pidfd_send_signal(fd, signal.SIGTERM)
+            sys_pidfd.pidfd_send_signal(fd, signal.SIGTERM)
         assert e.value.errno == 3 and e.value.strerror.startswith("pidfd_send_signal: ")
     finally:
         os.close(fd)

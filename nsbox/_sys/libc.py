@@ -8,7 +8,8 @@ parallel with it.
 
 from __future__ import annotations
 
-import os
+import posix  # not os, as nsbox._sys.trace
+import sys
 
 from nsbox._sys import trace
 
@@ -40,9 +41,9 @@ SYS_PIDFD_OPEN = 434
 
 def syscall_number(name: str) -> int:
     try:
-        return _SYSCALL_NUMBERS[os.uname().machine][name]
+        return _SYSCALL_NUMBERS[posix.uname().machine][name]
     except KeyError:
-        raise OSError(38, f"{name}: no syscall number known for {os.uname().machine}") from None
+        raise OSError(38, f"{name}: no syscall number known for {posix.uname().machine}") from None
 
 
 def check(ret: int, call: str, path: str | None, describe: str | None = None) -> int:
@@ -58,7 +59,7 @@ def check(ret: int, call: str, path: str | None, describe: str | None = None) ->
         err = ctypes.get_errno()
         if trace.enabled:
             trace.failure(describe or call, err)
-        raise OSError(err, f"{call}: {os.strerror(err)}", path)
+        raise OSError(err, f"{call}: {posix.strerror(err)}", path)
     if trace.enabled:
         trace.result(describe or call, ret)
     return ret
@@ -67,11 +68,11 @@ def check(ret: int, call: str, path: str | None, describe: str | None = None) ->
 def encode(path: str | bytes | None) -> bytes | None:
     if path is None or isinstance(path, bytes):
         return path
-    return os.fsencode(path)
+    return path.encode(sys.getfilesystemencoding(), sys.getfilesystemencodeerrors())  # os.fsencode
 
 
 def os_call(op: str, describe: str, path: str | None, fn, *args):  # type: ignore[no-untyped-def]
-    """Run a standard-library call that raises OSError (os.chroot, os.pidfd_open,
+    """Run a standard-library call that raises OSError (os.chroot, posix.pidfd_open,
     fcntl.ioctl...) under the same conventions as the ctypes wrappers: the
     error names *op* and *path*; the trace line is *describe* and the result."""
     try:
@@ -79,7 +80,7 @@ def os_call(op: str, describe: str, path: str | None, fn, *args):  # type: ignor
     except OSError as e:
         if trace.enabled:
             trace.failure(describe, e.errno or 0)
-        raise OSError(e.errno, f"{op}: {os.strerror(e.errno or 0)}", path) from None
+        raise OSError(e.errno, f"{op}: {posix.strerror(e.errno or 0)}", path) from None
     if trace.enabled:
         trace.result(describe, 0 if ret is None else ret)
     return ret

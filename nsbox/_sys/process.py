@@ -1,6 +1,7 @@
-"""Process-level syscalls: identity of the host, prctl, capabilities, pidfds,
-and traced versions of the plain calls (fork, exec, chroot, chdir, writes to
-/proc files) so that ``--trace`` shows the whole story of a launch."""
+"""Process-level syscalls: identity of the host, prctl, capabilities, and
+traced versions of the plain calls (fork, exec, chroot, chdir, writes to
+/proc files) so that ``--trace`` shows the whole story of a launch.
+(pidfds: nsbox._sys.pidfd.)"""
 
 from __future__ import annotations
 
@@ -98,22 +99,6 @@ def capset(effective: int, permitted: int, inheritable: int) -> None:
     ret = libc.capset(ctypes.byref(header), data)
     if ret == -1 or trace.enabled:
         check(ret, "capset", None, f"capset(eff={effective:#x}, prm={permitted:#x}, inh={inheritable:#x})")
-
-
-def pidfd_open(pid: int, flags: int = 0) -> int:
-    """pidfd_open(2): a file descriptor that refers to process *pid*."""
-    fd: int = os_call("pidfd_open", f"pidfd_open({pid}, {flags})", f"pid {pid}", os.pidfd_open, pid, flags)
-    return fd
-
-
-def pidfd_send_signal(pidfd: int, sig: int, flags: int = 0) -> None:
-    """pidfd_send_signal(2): signal the process behind *pidfd*, race-free.
-    Through _signal (the C module under ``signal``, whose enums cost ~5 ms):
-    kill then loads no ctypes."""
-    import _signal
-
-    os_call("pidfd_send_signal", f"pidfd_send_signal({pidfd}, {sig}, NULL, {flags})", None,
-            _signal.pidfd_send_signal, pidfd, sig, None, flags)
 
 
 def kill_if_alive(pid: int, sig: int = 9) -> None:

@@ -8,7 +8,7 @@ its forked children never interleave mid-line.
 
 from __future__ import annotations
 
-import os
+import posix  # not os: kill, through nsbox._sys.pidfd, does without it (nsbox.state says why)
 
 enabled = False
 
@@ -21,9 +21,9 @@ def enable(on: bool = True) -> None:
 
 def emit(text: str) -> None:
     """Write one trace line, tagged with the calling pid."""
-    line = f"nsbox[{os.getpid()}]: {text}\n"
+    line = f"nsbox[{posix.getpid()}]: {text}\n"
     try:
-        os.write(2, line.encode(errors="backslashreplace"))
+        posix.write(2, line.encode(errors="backslashreplace"))
     except OSError:
         pass  # a closed stderr must never break the call being traced
 
@@ -36,7 +36,7 @@ def failure(call: str, err: int) -> None:
     import errno
 
     name = errno.errorcode.get(err, str(err))
-    emit(f"{call} = -1 {name} ({os.strerror(err)})")
+    emit(f"{call} = -1 {name} ({posix.strerror(err)})")
 
 
 def quote(value: object) -> str:

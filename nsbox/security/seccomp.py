@@ -315,7 +315,7 @@ def serve_listener(chan: Channel, program: Program | None, pid: int, listener_fd
 
 def take_listener_fd(pid: int, fd: int) -> int:
     """A copy of *fd* of process *pid* in this process."""
-    from nsbox._sys.process import pidfd_open
+    from nsbox._sys.pidfd import pidfd_open
 
     pidfd = pidfd_open(pid)
     try:
